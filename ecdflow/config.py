@@ -1,0 +1,229 @@
+"""The one typed configuration of ecdflow, loaded from ``params.yaml`` (which DVC also reads).
+
+Layers, last wins: the defaults below, ``params.yaml``, the selected profile's overrides
+(``profiles.<name>`` in ``params.yaml``, deep-merged), then environment variables
+(``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI``, ``ECDFLOW_PROFILE``, ``ECDFLOW_WORK_DIR``).
+Unknown keys are errors, so a typo gives a one-line message naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ecdflow.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
+
+TargetName = Literal["K_VRH", "G_VRH"]
+PAPER_LOEO_ELEMENTS = ["F", "K", "Rb", "Cs", "Na", "Cl", "In", "Br", "Li", "Sc", "Tl"]
+"""The paper's 11 leave-one-element-out elements (FCC2170 frequency order)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Paths(_Strict):
+    """File locations, relative to the repository root unless absolute."""
+
+    materials: str = "data/fcc/materials.jsonl"
+    """Committed labelled table (one JSON object per line)."""
+    work_dir: str = ".ecdflow"
+    """Ignored work folder: MLflow store, pipeline root, caches, quarantine reports."""
+    records_dir: str = ".ecdflow/records"
+    """TFRecord shards written by preprocessing."""
+    validation_dir: str = ".ecdflow/validation"
+    """GX Data Docs and JSON summaries."""
+    reports_dir: str = ".ecdflow/reports"
+    """Evaluation reports (HTML/Markdown, plots)."""
+
+
+class DensityConfig(_Strict):
+    """Procrystal / CHGCAR charge density on the model grid."""
+
+    grid: int = Field(60, ge=8, le=256)
+    """Points per cube edge (the paper interpolates every ECD to 60^3)."""
+    smearing_A: float = Field(0.1, ge=0.0)
+    """Gaussian smearing width (Å) applied in reciprocal space to remove ringing."""
+    frame: Literal["conventional"] = "conventional"
+    """Every ECD is sampled on the conventional Fm-3m cube (see docs/data.md)."""
+
+
+class RecordsConfig(_Strict):
+    """TFRecord storage choices (chosen by bench/records_format.py)."""
+
+    num_shards: int = Field(4, ge=1)
+    compression: Literal["", "GZIP", "ZLIB"] = ""
+    dtype: Literal["float32", "float16"] = "float16"
+
+
+class SplitsConfig(_Strict):
+    """Cross-validation and leave-one-element-out protocols."""
+
+    n_folds: int = Field(5, ge=2)
+    folds: list[int] | None = None
+    """Folds to train (None: all)."""
+    loeo_elements: list[str] = Field(default_factory=lambda: list(PAPER_LOEO_ELEMENTS))
+
+
+class TrainingConfig(_Strict):
+    """Training loop settings shared by the CNNs."""
+
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(32, ge=1)
+    patience: int = Field(10, ge=1)
+    repeats: int = Field(5, ge=1)
+    """The paper repeats each CNN experiment 5 times and averages."""
+    log_target: bool = False
+    """Train on log10(modulus) as matbench does; metrics stay in GPa."""
+    mixed_precision: bool = False
+    deterministic: bool = True
+    validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+
+
+class ModelsConfig(_Strict):
+    """Hyper-parameters per model; free-form per model, validated by each model's builder."""
+
+    enabled: list[str] = Field(
+        default_factory=lambda: ["rf_magpie", "cnn_magpie", "cnn3d", "cnn2d_se", "fusion"]
+    )
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class MlflowConfig(_Strict):
+    """Tracking and registry locations (env MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI win)."""
+
+    tracking_uri: str = ""
+    """Empty: ``sqlite:///<work_dir>/mlflow.db``."""
+    registry_uri: str = ""
+    artifact_root: str = ""
+    """Empty: ``<work_dir>/mlartifacts``."""
+    experiment: str = "ecdflow"
+
+
+class RegistryConfig(_Strict):
+    """Model registry names and the promotion gate."""
+
+    model_names: dict[str, str] = Field(
+        default_factory=lambda: {"K_VRH": "ecdflow-bulk-modulus", "G_VRH": "ecdflow-shear-modulus"}
+    )
+    metric: Literal["rmse", "mae"] = "rmse"
+    margin: float = Field(0.0, ge=0.0)
+    """Relative improvement (fraction) a challenger needs over the champion."""
+    use_external_validation: bool = False
+
+
+class Settings(_Strict):
+    """All of ecdflow's configuration."""
+
+    seed: int = 42
+    profile: str = "quick"
+    targets: list[TargetName] = Field(default_factory=lambda: ["K_VRH", "G_VRH"])
+    paths: Paths = Field(default_factory=Paths)
+    density: DensityConfig = Field(default_factory=DensityConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
+    splits: SplitsConfig = Field(default_factory=SplitsConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def path(self, rel: str) -> Path:
+        """Resolve a configured path against the repository root."""
+        p = Path(rel)
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    @property
+    def work_dir(self) -> Path:
+        """The ignored work folder (absolute)."""
+        return self.path(self.paths.work_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI (env, then config, then a sqlite file in the work dir)."""
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.mlflow.tracking_uri
+            or f"sqlite:///{self.work_dir / 'mlflow.db'}"
+        )
+
+    @property
+    def registry_uri(self) -> str:
+        """MLflow registry URI (defaults to the tracking URI)."""
+        return os.environ.get("MLFLOW_REGISTRY_URI") or self.mlflow.registry_uri or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str:
+        """Artifact location given to experiments created by ecdflow."""
+        root = self.mlflow.artifact_root or str(self.work_dir / "mlartifacts")
+        return root if "://" in root else Path(root).resolve().as_uri()
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (dicts merge, the rest replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _first_error(exc: ValidationError, source: str) -> ConfigError:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return ConfigError(f"{source}: unknown key '{key}'")
+    return ConfigError(f"{source}: bad value for '{key}': {err['msg']}")
+
+
+def load_settings(
+    params_file: str | Path | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Load, merge and validate the configuration.
+
+    Args:
+        params_file: YAML file (default: ``params.yaml`` at the repo root, if present).
+        profile: profile name (default: env ``ECDFLOW_PROFILE``, then the file's ``profile``).
+        overrides: a nested dict applied last (e.g. from CLI options).
+
+    Raises:
+        ConfigError: one line naming the file and the offending key.
+    """
+    path = Path(params_file) if params_file else DEFAULT_PARAMS
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+    elif params_file:
+        raise ConfigError(f"{path}: no such params file")
+    name = profile or os.environ.get("ECDFLOW_PROFILE") or raw.get("profile", "quick")
+    profiles = raw.get("profiles", {}) or {}
+    if name not in profiles and name != raw.get("profile", "quick") and profiles:
+        raise ConfigError(f"{path}: unknown profile '{name}' (known: {', '.join(profiles)})")
+    merged = deep_merge(raw, profiles.get(name, {}) or {})
+    merged["profile"] = name
+    if os.environ.get("ECDFLOW_WORK_DIR"):
+        merged = deep_merge(merged, {"paths": {"work_dir": os.environ["ECDFLOW_WORK_DIR"]}})
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        source = f"{path} (profile {name})" if name in profiles else str(path)
+        raise _first_error(exc, source) from None
