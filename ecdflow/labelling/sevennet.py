@@ -61,11 +61,19 @@ def _relax_ions(atoms, fmax: float, steps: int) -> int:
 
 def _strained_stress(atoms0, calc, eps: np.ndarray, fmax: float, steps: int) -> np.ndarray:
     """Stress (Voigt, eV/Å^3) after applying small strain ``eps`` (3x3) and relaxing ions."""
+    from ase.constraints import FixSymmetry
+
     atoms = atoms0.copy()
     atoms.calc = calc
     f = np.eye(3) + eps
     atoms.set_cell(atoms0.cell.array @ f.T, scale_atoms=True)
-    _relax_ions(atoms, fmax, steps)
+    # Keep the symmetry left by the strain: ions relax along the internal-strain modes only,
+    # never into soft modes that would make the finite differences meaningless.
+    atoms.set_constraint(FixSymmetry(atoms, symprec=1e-4))
+    n = _relax_ions(atoms, fmax, steps)
+    if n >= steps:
+        raise RuntimeError(f"ion relaxation under strain not converged in {steps} steps")
+    atoms.set_constraint()
     return atoms.get_stress(voigt=True)
 
 
@@ -86,7 +94,7 @@ def label_one(rec: dict, calc, strain: float, fmax: float, max_steps: int) -> di
     e_pa = float(atoms.get_potential_energy()) / len(atoms)
 
     def stress(eps):
-        return _strained_stress(relaxed, calc, eps, fmax, max_steps)
+        return _strained_stress(relaxed, calc, eps, fmax, max(max_steps // 3, 20))
 
     exx = np.zeros((3, 3))
     exx[0, 0] = strain
@@ -134,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("output", type=Path, help="JSON lines of labels (appended; resumable)")
     p.add_argument("--strain", type=float, default=0.005, help="finite strain (fraction)")
     p.add_argument("--fmax", type=float, default=1e-3, help="force tolerance (eV/Å)")
-    p.add_argument("--max-steps", type=int, default=300, help="BFGS step cap per relaxation")
+    p.add_argument("--max-steps", type=int, default=150, help="BFGS step cap, full relaxation")
     p.add_argument("--device", default="cpu", help="torch device for SevenNet (cpu, cuda)")
     p.add_argument("--shard", default="0/1", help="i/n: label every n-th material from i")
     p.add_argument("--limit", type=int, default=0, help="stop after this many (0: all)")
     p.add_argument("--seed", type=int, default=0, help="torch/numpy seed")
+    p.add_argument("--skip", type=Path, nargs="*", default=[],
+                   help="other label files whose ids are already done")
+    p.add_argument("--shuffle", action="store_true", help="label in a seeded random order")
     a = p.parse_args(argv)
 
     import sevenn
@@ -151,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     i, n = (int(v) for v in a.shard.split("/"))
     recs = [json.loads(x) for x in a.input.read_text().splitlines() if x.strip()]
     recs = recs[i::n]
-    done = _done_ids(a.output)
+    done = _done_ids(a.output).union(*(_done_ids(x) for x in a.skip))
     todo = [r for r in recs if r["material_id"] not in done]
+    if a.shuffle:
+        import random
+
+        random.Random(a.seed).shuffle(todo)
     if a.limit:
         todo = todo[: a.limit]
     prov = {

@@ -1,0 +1,57 @@
+# ecdflow: `make run` runs the main job on the bundled data, `make test` runs the tests.
+# Every target sets up what it needs from nothing (Python 3.11 venv from the pinned lock).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LABEL_VENV := .venv-label
+export ECDFLOW_NO_PROGRESS ?= 0
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install -q -r requirements/lock.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv from the lock (idempotent; fast when done)
+
+run: setup ## Run the whole pipeline locally (kfp.local) on the bundled data, quick profile
+	$(BIN)/ecdflow pipeline run-local
+
+test: setup ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
+	$(BIN)/python -m pytest -q tests
+
+lint: setup ## ruff
+	$(BIN)/ruff check ecdflow components pipelines tests bench tracking
+
+ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
+	$(BIN)/ecdflow-mlflow-ui
+
+compile: setup ## Compile the KFP pipeline to IR YAML (upload it in the KFP UI)
+	$(BIN)/ecdflow pipeline compile
+
+bench: setup ## Benchmarks; results under bench/results/
+	$(BIN)/python -m bench
+
+$(LABEL_VENV)/.installed: requirements/label.txt
+	test -x $(LABEL_VENV)/bin/python || $(PYTHON) -m venv $(LABEL_VENV)
+	$(LABEL_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(LABEL_VENV)/bin/python -m pip install -q -r requirements/label.txt
+	touch $@
+
+labels: $(LABEL_VENV)/.installed setup ## Label candidates with SevenNet in its own venv (resumable)
+	$(BIN)/ecdflow data label
+
+clean: ## Remove the work dir (MLflow store, records, reports); keeps the venvs
+	rm -rf .ecdflow
+
+.PHONY: help setup run test lint ui compile bench labels clean

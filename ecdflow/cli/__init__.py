@@ -1,0 +1,45 @@
+"""The ``ecdflow`` command line: thin wrappers over the library, one module per stage."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ecdflow.cli.common import run_main
+from ecdflow.cli.data import data
+from ecdflow.cli.evaluate import evaluate
+from ecdflow.cli.pipeline import pipeline
+from ecdflow.cli.predict import predict
+from ecdflow.cli.preprocess import preprocess
+from ecdflow.cli.registry import promote, register
+from ecdflow.cli.train import train
+from ecdflow.cli.validate import validate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
+              help="params.yaml to read (default: the repository's).")
+@click.option("--profile", default=None,
+              help="Configuration profile: quick (2 CPU cores) or paper (GPU cluster).")
+@click.pass_context
+def cli(ctx: click.Context, params_file: str | None, profile: str | None) -> None:
+    """ecdflow: elastic moduli (K_VRH, G_VRH in GPa) of Fm-3m crystals from their 3D
+    electronic charge density, with the whole model life cycle: data, validation, training,
+    evaluation, registry, promotion and serving.
+
+    Typical order: data build -> preprocess -> validate -> train -> evaluate -> register ->
+    promote -> predict. `ecdflow pipeline run-local` runs them all as a Kubeflow pipeline.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["params_file"] = params_file
+    ctx.obj["profile"] = profile
+
+
+for _cmd in (data, preprocess, validate, train, evaluate, register, promote, predict, pipeline):
+    cli.add_command(_cmd)
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one line and exit 2."""
+    sys.exit(run_main(cli))

@@ -1,0 +1,32 @@
+"""Shared CLI plumbing: settings from the click context and one-line user errors."""
+
+from __future__ import annotations
+
+import click
+
+from ecdflow.config import Settings, load_settings
+from ecdflow.errors import EcdflowError
+
+
+def settings(ctx: click.Context, overrides: dict | None = None) -> Settings:
+    """Load the configuration named by the root command's --params/--profile options."""
+    obj = ctx.find_root().obj or {}
+    return load_settings(obj.get("params_file"), obj.get("profile"), overrides)
+
+
+def run_main(group: click.Group, args: list[str] | None = None) -> int:
+    """Run ``group``; an ``EcdflowError`` becomes ``error: <one line>`` and exit code 2."""
+    try:
+        group.main(args=args, standalone_mode=False, prog_name="ecdflow")
+    except EcdflowError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    return 0
