@@ -34,7 +34,7 @@ lint: setup ## ruff
 	$(BIN)/ruff check ecdflow components pipelines tests bench tracking
 
 ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
-	$(BIN)/ecdflow-mlflow-ui
+	mkdir -p .ecdflow && $(BIN)/mlflow ui --backend-store-uri sqlite:///.ecdflow/mlflow.db --host 127.0.0.1 --port 5000
 
 compile: setup ## Compile the KFP pipeline to IR YAML (upload it in the KFP UI)
 	$(BIN)/ecdflow pipeline compile

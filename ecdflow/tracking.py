@@ -1,0 +1,134 @@
+"""MLflow conventions of ecdflow: experiments, tag names, metric names, parent runs.
+
+Every training run is tagged so runs compare side by side in the MLflow UI and can be
+gathered per pipeline run: filter with e.g. ``tags."ecdflow.pipeline_run_id" = '<id>'``.
+Metrics on held-out data are in GPa, whatever space the model was trained in.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from contextlib import contextmanager
+from typing import Iterator
+
+from ecdflow.config import REPO_ROOT, Settings
+
+TAG_ROLE = "ecdflow.role"  # "parent" | "train" | "evaluate" | "external"
+TAG_MODEL = "ecdflow.model"  # rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion
+TAG_TARGET = "ecdflow.target"  # K_VRH | G_VRH
+TAG_SPLIT = "ecdflow.split"  # e.g. cv-0 .. cv-4, loeo-Cs
+TAG_SPLIT_KIND = "ecdflow.split_kind"  # cv | loeo
+TAG_FOLD = "ecdflow.fold"  # fold index (cv) or held-out element (loeo)
+TAG_REPEAT = "ecdflow.repeat"  # repeat index (the paper repeats each CNN 5 times)
+TAG_PROFILE = "ecdflow.profile"
+TAG_GIT = "ecdflow.git_commit"
+TAG_PIPELINE_RUN = "ecdflow.pipeline_run_id"
+TAG_DATA_VERSION = "ecdflow.data_version"
+
+METRIC_MAE = "test_mae_gpa"
+METRIC_RMSE = "test_rmse_gpa"
+METRIC_R2 = "test_r2"
+
+ARTIFACT_PREDICTIONS = "predictions.csv"  # material_id, formula, elements, y_true, y_pred (GPa)
+ARTIFACT_PARITY = "parity.png"
+ARTIFACT_LEARNING_CURVE = "learning_curve.png"
+MODEL_NAME = "model"  # name given to log_model
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def configure(settings: Settings) -> str:
+    """Point MLflow at the configured stores and make sure the experiment exists with an
+    explicit artifact location. Returns the experiment id."""
+    import mlflow
+
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(settings.mlflow.experiment)
+    if exp is None:
+        exp_id = client.create_experiment(
+            settings.mlflow.experiment,
+            artifact_location=f"{settings.artifact_root}/{settings.mlflow.experiment}",
+        )
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def base_tags(settings: Settings, pipeline_run_id: str | None) -> dict[str, str]:
+    """Tags every ecdflow run carries."""
+    tags = {TAG_PROFILE: settings.profile, TAG_GIT: git_commit()}
+    if pipeline_run_id:
+        tags[TAG_PIPELINE_RUN] = pipeline_run_id
+    return tags
+
+
+def start_parent_run(settings: Settings, pipeline_run_id: str) -> str:
+    """Create (or find) the parent run of one pipeline run; returns its MLflow run id."""
+    import mlflow
+
+    exp_id = configure(settings)
+    client = mlflow.MlflowClient()
+    found = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}' "
+        f"and tags.\"{TAG_ROLE}\" = 'parent'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    tags = {**base_tags(settings, pipeline_run_id), TAG_ROLE: "parent"}
+    run = client.create_run(exp_id, tags=tags, run_name=f"pipeline-{pipeline_run_id}")
+    return run.info.run_id
+
+
+def find_parent_run(settings: Settings, pipeline_run_id: str) -> str | None:
+    """The parent run id of a pipeline run, or None."""
+    import mlflow
+
+    exp_id = configure(settings)
+    found = mlflow.MlflowClient().search_runs(
+        [exp_id],
+        filter_string=f"tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}' "
+        f"and tags.\"{TAG_ROLE}\" = 'parent'",
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
+
+
+@contextmanager
+def child_run(settings: Settings, parent_run_id: str | None, run_name: str,
+              tags: dict[str, str]) -> Iterator[object]:
+    """Start a run nested under ``parent_run_id`` (if given) with ecdflow's tags."""
+    import mlflow
+
+    configure(settings)
+    all_tags = dict(tags)
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    with mlflow.start_run(run_name=run_name, tags=all_tags) as run:
+        yield run
+
+
+def pipeline_runs(settings: Settings, pipeline_run_id: str, role: str = "train") -> list:
+    """All runs of one pipeline run with the given role (MLflow ``Run`` objects)."""
+    import mlflow
+
+    exp_id = configure(settings)
+    return mlflow.MlflowClient().search_runs(
+        [exp_id],
+        filter_string=f"tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}' "
+        f"and tags.\"{TAG_ROLE}\" = '{role}'",
+        max_results=5000,
+    )
