@@ -1,10 +1,142 @@
-"""CLI: `ecdflow data` (filled in by its stage's issue)."""
+"""CLI: `ecdflow data` - generate, label, merge, build and export the Fm-3m dataset."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
+
 import click
+
+from ecdflow.cli.common import settings
+from ecdflow.config import REPO_ROOT
+from ecdflow.errors import EcdflowError, InputError
+
+DATA_DIR = REPO_ROOT / "data" / "fcc"
+LABEL_PYTHON = REPO_ROOT / ".venv-label" / "bin" / "python"
+
+
+def _label_files(labels_dir: Path) -> list[Path]:
+    return sorted(labels_dir.glob("sevennet-*.jsonl"))
 
 
 @click.group("data")
 def data() -> None:
-    """Not built yet."""
+    """The default Fm-3m dataset: generate candidate structures, label them with SevenNet
+    (own venv), merge the labels into data/fcc/materials.jsonl, build Magpie features and
+    procrystal ECD grids, and export one material's ECD as a CHGCAR for VESTA.
+
+    Labels come from an ML potential and ECDs from a procrystal model (docs/data.md).
+    """
+
+
+@data.command("generate")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the substitution draw (the committed candidates use 0).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=DATA_DIR / "candidates.jsonl", show_default=True,
+              help="Candidates JSONL to write (unlabelled structures).")
+def generate_cmd(seed: int, out: Path) -> None:
+    """Draw the seeded, deduplicated Fm-3m candidate structures (primitive cells, Å)."""
+    from ecdflow.data.generate import generate, to_record
+
+    cands = generate(seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(to_record(c)) + "\n" for c in cands))
+    click.echo(f"{len(cands)} candidates -> {out}")
+
+
+@data.command("label")
+@click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path),
+              default=DATA_DIR / "candidates.jsonl", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="torch device: cpu or cuda.")
+@click.option("--limit", type=int, default=0, show_default=True,
+              help="Label at most this many materials this run (0: all).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Label file to append to (default data/fcc/labels/sevennet-<device>.jsonl).")
+def label_cmd(candidates: Path, device: str, limit: int, out: Path | None) -> None:
+    """Label candidates with SevenNet 7net-l3i5 (C11, C12, C44, K_VRH, G_VRH in GPa).
+
+    Runs in the separate .venv-label (torch + sevenn; create it with `make labels`),
+    appends to the label file and skips ids already labelled in any label file (resumable).
+    """
+    if not LABEL_PYTHON.exists():
+        raise EcdflowError(f"{LABEL_PYTHON} is missing: run `make labels` to create the "
+                           "labelling environment")
+    if not candidates.is_file():
+        raise InputError(str(candidates), "no such candidates file (run `ecdflow data generate`)")
+    out = out or DATA_DIR / "labels" / f"sevennet-{device}.jsonl"
+    skip = [str(p) for p in _label_files(out.parent) if p.resolve() != out.resolve()]
+    cmd = [str(LABEL_PYTHON), "-m", "ecdflow.labelling.sevennet", str(candidates), str(out),
+           "--shuffle", "--device", device, "--limit", str(limit)]
+    if skip:
+        cmd += ["--skip", *skip]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    code = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    if code:
+        raise EcdflowError(f"labeller exited with code {code}")
+
+
+@data.command("merge")
+@click.option("--candidates", type=click.Path(dir_okay=False, path_type=Path),
+              default=DATA_DIR / "candidates.jsonl", show_default=True)
+@click.option("--labels-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DATA_DIR / "labels", show_default=True,
+              help="Folder of sevennet-*.jsonl label files.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Materials table (default: paths.materials from params.yaml).")
+@click.pass_context
+def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path | None) -> None:
+    """Merge Born-stable, converged labels with the candidates into the materials table."""
+    from ecdflow.data.merge import merge_labels
+
+    out = out or settings(ctx).path(settings(ctx).paths.materials)
+    files = _label_files(labels_dir)
+    if not files:
+        raise InputError(str(labels_dir), "no sevennet-*.jsonl label files")
+    if not candidates.is_file():
+        raise InputError(str(candidates), "no such candidates file")
+    counts = merge_labels(candidates, files, out)
+    click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f" -> {out}")
+
+
+@data.command("build")
+@click.option("--table", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Materials table (default: paths.materials).")
+@click.option("--limit", type=int, default=0, help="Only the first N good rows (0: all).")
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default <work_dir>/data).")
+@click.pass_context
+def build_cmd(ctx: click.Context, table: Path | None, limit: int, out_dir: Path | None) -> None:
+    """Check the table, then write Magpie features (132) and procrystal ECD grids
+    (density.grid^3, e/Å^3) for inspection, with a quarantine report of bad rows."""
+    from ecdflow.data.build import build_dataset
+
+    cfg = settings(ctx)
+    res = build_dataset(table or cfg.path(cfg.paths.materials), out_dir or cfg.work_dir / "data",
+                        cfg.density.grid, cfg.density.smearing_A, limit)
+    click.echo(" ".join(f"{k}={v}" for k, v in res.counts.items()) + f" -> {res.out_dir}")
+    if res.counts["quarantined"]:
+        click.echo(f"quarantine report: {res.quarantine}")
+
+
+@data.command("chgcar")
+@click.argument("material_id")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CHGCAR file to write (open it in VESTA).")
+@click.option("--table", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--grid", type=int, default=None, help="Points per edge (default density.grid).")
+@click.pass_context
+def chgcar_cmd(ctx: click.Context, material_id: str, out: Path, table: Path | None,
+               grid: int | None) -> None:
+    """Write MATERIAL_ID's procrystal ECD on its conventional cube as a VASP CHGCAR."""
+    from ecdflow.chgcar import write_chgcar
+    from ecdflow.data.build import material_structure
+    from ecdflow.density import conventional_cell, procrystal_density
+
+    cfg = settings(ctx)
+    s = material_structure(table or cfg.path(cfg.paths.materials), material_id)
+    rho = procrystal_density(s, grid or cfg.density.grid, cfg.density.smearing_A)
+    write_chgcar(out, conventional_cell(s), rho)
+    click.echo(f"{material_id}: {rho.shape[0]}^3 ECD -> {out}")

@@ -1,0 +1,1 @@
+"""Benchmarks of ecdflow; results under bench/results/."""

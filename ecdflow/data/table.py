@@ -1,0 +1,148 @@
+"""Read and check the materials table; bad rows go to a Quarantine with a one-line reason.
+
+Inputs (docs/architecture.md): the materials JSONL (structure + C11/C12/C44/K_VRH/G_VRH in
+GPa + provenance) or a composition-only CSV/JSONL (``material_id``, ``formula``, ``K_VRH``
+and/or ``G_VRH``). Per-row checks: required fields, formula parses, known elements, no
+lanthanides/actinides, finite positive moduli, Born stability (when C11/C12/C44 are given),
+duplicate ids and, for rows with a structure, space group Fm-3m (225, symprec 1e-3).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecdflow.data.quarantine import Quarantine
+from ecdflow.errors import InputError
+from ecdflow.features import EXCLUDED_Z, parse_formula
+
+TARGETS = ("K_VRH", "G_VRH")
+STRUCTURE_KEYS = ("cell", "numbers", "positions")
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Raw rows of a JSONL or CSV file; a malformed JSON line becomes an ``_error`` row."""
+    if path.suffix.lower() == ".csv":
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(str(path), f"not a readable CSV ({why})") from None
+        return [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+                for r in df.to_dict("records")]
+    rows = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            rows.append(obj if isinstance(obj, dict) else {"_error": "bad JSON: not an object"})
+        except json.JSONDecodeError as exc:
+            rows.append({"_error": f"bad JSON: {exc.msg}"})
+    return rows
+
+
+def structure_of(row) -> object:
+    """The pymatgen Structure of a table row (``cell``, ``numbers``, Cartesian ``positions``)."""
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice(np.asarray(row["cell"], dtype=float)), list(row["numbers"]),
+                     np.asarray(row["positions"], dtype=float), coords_are_cartesian=True)
+
+
+def _modulus_problem(row: dict) -> str | None:
+    present = [t for t in TARGETS if t in row and row[t] is not None]
+    if not present:
+        return "missing field: K_VRH and/or G_VRH"
+    for t in present:
+        try:
+            v = float(row[t])
+        except (TypeError, ValueError):
+            return f"bad value: {t}={row[t]!r} is not a number"
+        if not math.isfinite(v) or v <= 0:
+            return f"bad value: {t}={v} must be finite and > 0 GPa"
+    if all(k in row and row[k] is not None for k in ("C11", "C12", "C44")):
+        c11, c12, c44 = (float(row[k]) for k in ("C11", "C12", "C44"))
+        if not (c11 - c12 > 0 and c11 + 2 * c12 > 0 and c44 > 0):
+            return f"born unstable: C11={c11:.1f} C12={c12:.1f} C44={c44:.1f} GPa"
+    return None
+
+
+def _structure_problem(row: dict) -> str | None:
+    from ecdflow.data.generate import is_fm3m
+
+    try:
+        s = structure_of(row)
+    except Exception as exc:  # malformed arrays, bad atomic numbers
+        return f"bad structure: {type(exc).__name__}: {str(exc)[:80]}"
+    if s.composition.reduced_formula != parse_formula(str(row["formula"])).reduced_formula:
+        return f"bad structure: composition {s.composition.reduced_formula} != formula"
+    if not is_fm3m(s):
+        return "not Fm-3m: space group is not 225 at symprec 1e-3"
+    return None
+
+
+def check_row(row: dict) -> str | None:
+    """The first problem of one row as a one-line reason, or None when it is fine."""
+    if "_error" in row:
+        return row["_error"]
+    for key in ("material_id", "formula"):
+        if key not in row or row[key] in (None, ""):
+            return f"missing field: {key}"
+    try:
+        comp = parse_formula(str(row["formula"]))
+    except InputError as exc:
+        return f"bad formula: {exc.what}"
+    lanthanoid = [el.symbol for el in comp.elements if el.Z in EXCLUDED_Z]
+    if lanthanoid:
+        return f"excluded element: {', '.join(lanthanoid)} (lanthanides/actinides)"
+    problem = _modulus_problem(row)
+    if problem is None and any(k in row for k in STRUCTURE_KEYS):
+        missing = [k for k in STRUCTURE_KEYS if k not in row]
+        problem = f"missing field: {missing[0]}" if missing else _structure_problem(row)
+    return problem
+
+
+def load_materials(path: str | Path) -> tuple[pd.DataFrame, Quarantine]:
+    """Read a materials table and split it into good rows and a Quarantine of bad ones.
+
+    Args:
+        path: materials JSONL, or a composition-only CSV/JSONL.
+
+    Returns:
+        (DataFrame of the good rows in file order, with ``elements`` filled from the formula
+        and ``formula`` reduced; Quarantine naming each bad row as ``<file>:<row>``).
+
+    Raises:
+        InputError: the file is missing or unreadable as a whole.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "no such materials table")
+    quarantine = Quarantine(name=f"table {path.name}")
+    good: list[dict] = []
+    seen: set[str] = set()
+    for i, row in enumerate(_read_rows(path), start=1):
+        where = f"{path}:{i}"
+        item = str(row.get("material_id", f"row {i}"))
+        problem = check_row(row)
+        if problem is None and item in seen:
+            problem = f"duplicate id: {item} already seen"
+        if problem is not None:
+            quarantine.add(item, where, problem)
+            continue
+        seen.add(item)
+        comp = parse_formula(str(row["formula"]))
+        row = dict(row, formula=comp.reduced_formula, row=i)
+        row.setdefault("elements", sorted(el.symbol for el in comp.elements))
+        for t in TARGETS:
+            row[t] = float(row[t]) if row.get(t) is not None else float("nan")
+        good.append(row)
+    df = pd.DataFrame(good)
+    if df.empty:
+        df = pd.DataFrame(columns=["material_id", "formula", "elements", *TARGETS])
+    return df.reset_index(drop=True), quarantine

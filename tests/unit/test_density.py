@@ -1,0 +1,85 @@
+"""Procrystal ECD: electron counts, frame, Slater valence, and agreement with real space."""
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from ecdflow.density import (
+    conventional_cell,
+    density_realspace,
+    electron_count,
+    form_factor,
+    procrystal_density,
+    valence_electrons,
+)
+from ecdflow.errors import InputError
+
+
+def _valence_total(structure) -> float:
+    return sum(valence_electrons(site.specie.symbol) for site in structure)
+
+
+@pytest.mark.parametrize("symbol,expected", [("Na", 1), ("Cl", 7), ("F", 7), ("Sc", 3),
+                                             ("Tl", 3), ("Fe", 8), ("Pd", 10), ("Cs", 1)])
+def test_valence_electrons_follow_outer_sp_plus_open_d(symbol, expected):
+    assert valence_electrons(symbol) == expected
+
+
+def test_unknown_element_is_input_error():
+    with pytest.raises(InputError, match="Qq"):
+        valence_electrons("Qq")
+
+
+def test_form_factor_is_one_at_zero_and_decays():
+    q = np.array([0.0, 1e-6, 1.0, 5.0, 50.0])
+    f = form_factor(q, zeta=2.0, n_eff=3.0)
+    assert f[0] == 1.0 and abs(f[1] - 1.0) < 1e-9
+    assert abs(f[-1]) < 1e-3 < f[2]
+
+
+def test_fcc_element_density_integrates_to_valence(tmp_path):
+    cu = Structure(Lattice.cubic(3.61), ["Cu"] * 4,
+                   [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    rho = procrystal_density(cu, grid=24)
+    assert electron_count(rho, 3.61**3) == pytest.approx(4 * valence_electrons("Cu"), rel=1e-3)
+
+
+@pytest.mark.parametrize("grid", [20, 32])
+def test_primitive_and_conventional_nacl_give_same_cube(nacl_prim, nacl_conv, grid):
+    a = procrystal_density(nacl_prim, grid=grid)
+    b = procrystal_density(nacl_conv, grid=grid)
+    assert a.shape == (grid,) * 3 and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-5 * float(b.max()))
+    assert electron_count(a, 5.64**3) == pytest.approx(32.0, rel=1e-3)
+
+
+def test_heavier_atom_sits_at_origin_whatever_the_input_setting(nacl_conv):
+    swapped = nacl_conv.copy()
+    swapped.translate_sites(range(len(swapped)), [0.5, 0.0, 0.0])
+    conv = conventional_cell(swapped)
+    at_origin = [x.specie.symbol for x in conv if np.allclose(x.frac_coords % 1.0, 0.0)]
+    assert at_origin == ["Cl"]
+    np.testing.assert_allclose(procrystal_density(swapped, 16), procrystal_density(nacl_conv, 16),
+                               atol=1e-5)
+
+
+def test_elpasolite_primitive_integrates_to_conventional_valence(elpasolite_prim):
+    assert len(elpasolite_prim) == 10
+    conv = conventional_cell(elpasolite_prim)
+    assert len(conv) == 40
+    rho = procrystal_density(elpasolite_prim, grid=32)
+    total = _valence_total(conv)
+    assert electron_count(rho, conv.volume) == pytest.approx(total, rel=1e-3)
+    assert rho.min() > -1e-3 * rho.max()
+
+
+def test_fft_matches_realspace_sum_without_smearing(nacl_conv):
+    fft = procrystal_density(nacl_conv, grid=24, smearing_A=0.0)
+    ref = density_realspace(nacl_conv, grid=24)
+    assert np.corrcoef(fft.ravel(), ref.ravel())[0, 1] > 0.999
+
+
+def test_non_fm3m_structure_is_rejected():
+    cscl = Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(InputError, match="not Fm-3m"):
+        procrystal_density(cscl, grid=8)
