@@ -24,7 +24,9 @@ def get_logger(name: str = "ecdflow") -> logging.Logger:
     return root if name == "ecdflow" else root.getChild(name.removeprefix("ecdflow."))
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+def progress(
+    items: Iterable[T], desc: str, total: int | None = None, unit: str = "it"
+) -> Iterator[T]:
     """Wrap ``items`` in a tqdm progress bar (silenced by ``ECDFLOW_NO_PROGRESS=1``)."""
     from tqdm.auto import tqdm
 

@@ -6,6 +6,13 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+MAX_MODULUS_GPA = 600.0
+"""Upper bound for K_VRH and G_VRH (diamond: K 443, G 535 GPa); above it a label is a
+labelling failure (e.g. a relaxation that ran away), not physics."""
+
+EXTERNAL_REFERENCES = Path(__file__).resolve().parents[2] / "data/references/dcdft_fcc.jsonl"
+"""Materials kept out of the benchmark so the external check (ecdflow.external) stays unseen."""
+
 PROVENANCE_KEYS = ("potential", "sevenn_version", "torch_version", "strain", "fmax_eV_A",
                    "max_steps", "seed", "device")
 
@@ -19,24 +26,40 @@ def _rows(path: Path) -> Iterable[dict]:
                 continue  # a torn last line of an interrupted labelling run
 
 
-def merge_labels(candidates: Path, label_files: list[Path], out: Path) -> dict[str, int]:
-    """Write the Born-stable, converged labelled materials as ``out`` (JSON lines).
+def _status(r: dict, held_out: set[str], formula: str | None) -> str:
+    """Labelling status, refined: unconverged, implausible and held-out rows are not kept."""
+    status = r.get("status", "failed")
+    if status != "ok":
+        return status
+    if not r.get("relax_converged", True):
+        return "unconverged"
+    if not all(0.0 < r[k] < MAX_MODULUS_GPA for k in ("K_VRH", "G_VRH")):
+        return "implausible"
+    if formula in held_out:
+        return "external_reference"
+    return "ok"
+
+
+def merge_labels(candidates: Path, label_files: list[Path], out: Path,
+                 references: Path | None = EXTERNAL_REFERENCES) -> dict[str, int]:
+    """Write the Born-stable, converged, plausible labelled materials as ``out`` (JSON lines).
 
     The relaxed cell and positions from the labeller replace the candidate's starting guess.
+    Formulas of the external reference set (``references``) are left out so that the external
+    validation never scores materials seen in training.
     Returns counts per labelling status (``written`` for rows kept).
     """
     cand = {r["material_id"]: r for r in _rows(candidates)}
+    held_out = {r["formula"] for r in _rows(references)} if references else set()
     counts: dict[str, int] = {}
     kept: dict[str, dict] = {}
     for f in label_files:
         for r in _rows(f):
-            status = r.get("status", "failed")
-            if status == "ok" and not r.get("relax_converged", True):
-                status = "unconverged"
+            c = cand.get(r["material_id"])
+            status = _status(r, held_out, c["formula"] if c else None)
             counts[status] = counts.get(status, 0) + 1
-            if status != "ok" or r["material_id"] not in cand:
+            if status != "ok" or c is None:
                 continue
-            c = cand[r["material_id"]]
             from pymatgen.core import Element
 
             row = {

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 ALKALI = ["Li", "Na", "K", "Rb", "Cs"]
 HALOGEN = ["F", "Cl", "Br", "I"]
@@ -51,7 +51,7 @@ class Family:
         for combo in itertools.product(*(self.pools[r] for r in roles)):
             if self.distinct_roles and len(set(combo)) < len(combo):
                 continue
-            yield dict(zip(roles, combo))
+            yield dict(zip(roles, combo, strict=True))
 
 
 def _radius(el: str, ionic: bool) -> float:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ecdflow.config import REPO_ROOT, load_settings
 from ecdflow import tracking
+from ecdflow.config import REPO_ROOT, load_settings
 
 pytestmark = pytest.mark.slow
 

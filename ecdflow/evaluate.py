@@ -1,0 +1,336 @@
+"""Gather the training runs of one pipeline run into the paper's tables, plots and a report.
+
+Everything is read back from MLflow (tags, GPa metrics, ``predictions.csv``, loss history)
+and written to ``<reports_dir>/<pipeline_run_id>/`` (report.md, report.html, PNGs, CSVs), then
+logged to the pipeline's parent run under ``evaluation/``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecdflow import tracking
+from ecdflow.config import Settings
+from ecdflow.errors import EcdflowError
+from ecdflow.log import get_logger
+
+log = get_logger(__name__)
+
+PAPER_TABLE2 = pd.DataFrame(
+    {"rf_magpie": ["0.943 / 18.721", "0.794 / 16.142"],
+     "cnn_magpie": ["0.944 / 18.423", "0.745 / 17.959"],
+     "cnn3d": ["0.884 / 26.819", "0.745 / 17.944"],
+     "cnn2d_se": ["0.912 / 23.401", "0.768 / 17.192"],
+     "fusion": ["0.955 / 16.530", "0.804 / 15.780"]},
+    index=pd.Index(["K_VRH", "G_VRH"], name="target"))
+"""The paper's Table 2 (5-fold CV on FCC2170, VASP data): "R2 / RMSE (GPa)"."""
+DATA_NOTE = ("Our numbers: the ecdflow Fm-3m benchmark (SevenNet 7net-l3i5 ML-potential labels, "
+             "procrystal ECD). Paper: FCC2170 (VASP DFT labels and charge densities). Different "
+             "data: compare trends, not values.")
+
+
+def latest_pipeline_run_id(settings: Settings) -> str:
+    """The pipeline run id of the most recently started parent run."""
+    import mlflow
+
+    exp = tracking.configure(settings)
+    runs = mlflow.MlflowClient().search_runs(
+        [exp], filter_string=f"tags.\"{tracking.TAG_ROLE}\" = 'parent'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise EcdflowError("no pipeline run in the tracking store: train first")
+    return runs[0].data.tags[tracking.TAG_PIPELINE_RUN]
+
+
+def load_predictions(settings: Settings, pipeline_run_id: str) -> pd.DataFrame:
+    """Every training run's ``predictions.csv`` (GPa) with run_id, model, target, split,
+    split_kind, fold and repeat columns."""
+    import mlflow
+
+    frames = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, run in enumerate(tracking.pipeline_runs(settings, pipeline_run_id)):
+            if run.info.status != "FINISHED":
+                continue
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run.info.run_id, artifact_path=tracking.ARTIFACT_PREDICTIONS,
+                    dst_path=str(Path(tmp) / str(i)))
+            except Exception:  # noqa: BLE001 - a run without predictions is skipped
+                continue
+            t = run.data.tags
+            frames.append(pd.read_csv(path).assign(
+                run_id=run.info.run_id, model=t.get(tracking.TAG_MODEL, ""),
+                target=t.get(tracking.TAG_TARGET, ""), split=t.get(tracking.TAG_SPLIT, ""),
+                split_kind=t.get(tracking.TAG_SPLIT_KIND, ""), fold=t.get(tracking.TAG_FOLD, ""),
+                repeat=t.get(tracking.TAG_REPEAT, "0")))
+    cols = ["material_id", "formula", "elements", "y_true", "y_pred", "run_id", "model",
+            "target", "split", "split_kind", "fold", "repeat"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def _best_marked(table: pd.DataFrame, rmse: pd.DataFrame) -> pd.DataFrame:
+    """Bold (``**``) the lowest-RMSE cell of each row."""
+    out = table.copy()
+    for idx in table.index:
+        row = rmse.loc[idx].dropna()
+        if len(row):
+            out.loc[idx, row.idxmin()] = f"**{table.loc[idx, row.idxmin()]}**"
+    return out
+
+
+def paper_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Table 2 (CV: target x model) and Table 3 (LOEO: element/target x model) as
+    "R2 / RMSE (GPa)" strings, best (lowest RMSE) per row in bold."""
+    s = summary.assign(cell=[f"{a:.3f} / {b:.3f}" for a, b in zip(summary.r2, summary.rmse,
+                                                                 strict=True)])
+    out = {}
+    cv = s[s.split_kind == "cv"]
+    if len(cv):
+        cells = cv.pivot(index="target", columns="model", values="cell")
+        out["table2_cv"] = _best_marked(cells, cv.pivot(index="target", columns="model",
+                                                        values="rmse")).fillna("-")
+    lo = s[s.split_kind == "loeo"]
+    if len(lo):
+        cells = lo.pivot(index=["element", "target"], columns="model", values="cell")
+        out["table3_loeo"] = _best_marked(cells, lo.pivot(index=["element", "target"],
+                                                          columns="model", values="rmse")
+                                          ).fillna("-")
+    return out
+
+
+def paper_comparison(summary: pd.DataFrame) -> pd.DataFrame:
+    """Our CV Table 2 beside the paper's, one row per (target, source), labelled."""
+    cv = summary[summary.split_kind == "cv"]
+    ours = cv.assign(cell=[f"{a:.3f} / {b:.3f}" for a, b in zip(cv.r2, cv.rmse, strict=True)]
+                     ).pivot(index="target", columns="model", values="cell")
+    rows = []
+    for target in PAPER_TABLE2.index:
+        rows.append(PAPER_TABLE2.loc[target].rename(f"{target}: paper (FCC2170, VASP)"))
+        if target in ours.index:
+            rows.append(ours.loc[target].rename(f"{target}: ours (SevenNet + procrystal)"))
+    return pd.DataFrame(rows).fillna("-")
+
+
+def _elements(value) -> list[str]:
+    """Element symbols from a predictions.csv ``elements`` cell ("Na Cl", "['Na', 'Cl']")."""
+    s = str(value)
+    for ch in "[]'\",;":
+        s = s.replace(ch, " ")
+    return [e for e in s.split() if e]
+
+
+def element_errors(preds: pd.DataFrame) -> pd.DataFrame:
+    """Per-element error of the CV predictions: model, target, element, n, mae_gpa, rmse_gpa
+    (a material counts once for each of its elements)."""
+    cv = preds[preds.split_kind == "cv"].copy()
+    if cv.empty:
+        return pd.DataFrame(columns=["model", "target", "element", "n", "mae_gpa", "rmse_gpa"])
+    cv["element"] = cv["elements"].map(_elements)
+    cv["err"] = cv["y_pred"] - cv["y_true"]
+    ex = cv.explode("element")
+    g = ex.groupby(["model", "target", "element"])["err"]
+    out = pd.DataFrame({"n": g.size(), "mae_gpa": g.apply(lambda e: float(np.mean(np.abs(e)))),
+                        "rmse_gpa": g.apply(lambda e: float(np.sqrt(np.mean(e**2))))})
+    return out.reset_index().sort_values(["target", "model", "mae_gpa"], ascending=[True, True,
+                                                                                    False])
+
+
+def parity_plots(preds: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One parity plot (GPa) per model/target over the pooled CV test predictions."""
+    from ecdflow.plots import parity_plot
+
+    paths = []
+    cv = preds[preds.split_kind == "cv"]
+    for (model, target), df in cv.groupby(["model", "target"]):
+        paths.append(parity_plot(df.y_true, df.y_pred, out_dir / f"parity_{model}_{target}.png",
+                                 title=f"{model} {target} (CV, GPa)"))
+    return paths
+
+
+def learning_curves(runs: list, out_dir: Path) -> list[Path]:
+    """Loss curves (``loss``/``val_loss`` metric history) of the first CV run per model/target."""
+    import mlflow
+
+    from ecdflow.plots import learning_curve
+
+    client = mlflow.MlflowClient()
+    done, paths = set(), []
+    for run in sorted(runs, key=lambda r: r.data.tags.get(tracking.TAG_SPLIT, "")):
+        t = run.data.tags
+        key = (t.get(tracking.TAG_MODEL), t.get(tracking.TAG_TARGET))
+        if key in done or t.get(tracking.TAG_SPLIT_KIND) != "cv":
+            continue
+        hist = {k: [m.value for m in sorted(client.get_metric_history(run.info.run_id, k),
+                                            key=lambda m: m.step)] for k in ("loss", "val_loss")}
+        if hist["loss"]:
+            done.add(key)
+            paths.append(learning_curve(hist, out_dir / f"learning_{key[0]}_{key[1]}.png",
+                                        title=f"{key[0]} {key[1]}"))
+    return paths
+
+
+def max_pool(ecd: np.ndarray, out: int = 10) -> np.ndarray:
+    """Max-pool an N^3 density to ``out``^3 values (pool N // out, edge cropped; the paper's
+    6x6x6 pool at N = 60). Grids smaller than ``out`` are returned flat."""
+    n = ecd.shape[0]
+    p = n // out
+    if p < 1:
+        return ecd.reshape(-1)
+    c = ecd[: p * out, : p * out, : p * out]
+    return c.reshape(out, p, out, p, out, p).max(axis=(1, 3, 5)).reshape(-1)
+
+
+def _materials(settings: Settings) -> pd.DataFrame:
+    import json
+
+    path = settings.path(settings.paths.materials)
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return pd.DataFrame(rows)
+
+
+def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
+              max_materials: int = 600) -> list[Path]:
+    """t-SNE (seeded) of Magpie features and of 10^3 max-pooled procrystal ECDs of the materials
+    table, coloured train/test for each held-out LOEO element (or by K_VRH without LOEO)."""
+    from pymatgen.core import Lattice, Structure
+    from sklearn.manifold import TSNE
+
+    from ecdflow.density import procrystal_density
+    from ecdflow.features import magpie_features
+    from ecdflow.plots import _pyplot
+
+    mats = _materials(settings).head(max_materials)
+    feats, keep = [], []
+    for i, r in mats.iterrows():
+        try:
+            s = Structure(Lattice(r["cell"]), r["numbers"], r["positions"],
+                          coords_are_cartesian=True)
+            feats.append(max_pool(procrystal_density(s, settings.density.grid,
+                                                     settings.density.smearing_A)))
+            keep.append(i)
+        except Exception:  # noqa: BLE001 - a structure that fails is left out of the map
+            continue
+    mats = mats.loc[keep].reset_index(drop=True)
+    if len(mats) < 5:
+        return []
+    mag = np.nan_to_num(magpie_features(list(mats.formula)))
+    plt = _pyplot()
+    paths = []
+    for name, x in (("magpie", mag), ("ecd", np.stack(feats))):
+        x = (x - x.mean(0)) / (x.std(0) + 1e-9)
+        emb = TSNE(2, perplexity=min(30.0, (len(x) - 1) / 3), random_state=settings.seed,
+                   init="pca").fit_transform(x)
+        panels = elements or [""]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+        for ax, el in zip(axes[0], panels, strict=True):
+            if el:
+                test = mats.elements.map(lambda es, el=el: el in es).to_numpy()
+                ax.scatter(emb[~test, 0], emb[~test, 1], s=6, c="tab:blue", label="train")
+                ax.scatter(emb[test, 0], emb[test, 1], s=6, c="tab:red", label=f"test ({el})")
+                ax.legend(fontsize=7)
+            else:
+                sc = ax.scatter(emb[:, 0], emb[:, 1], s=6, c=mats.K_VRH.clip(0, 500))
+                fig.colorbar(sc, ax=ax, label="K_VRH (GPa)")
+            ax.set(title=f"t-SNE {name} {el}".strip(), xticks=[], yticks=[])
+        fig.tight_layout()
+        path = out_dir / f"tsne_{name}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    d = df.reset_index()
+    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in d.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, pipeline_run_id: str, tables: dict[str, pd.DataFrame],
+                 comparison: pd.DataFrame, elem: pd.DataFrame, figures: list[Path]
+                 ) -> tuple[Path, Path]:
+    """Markdown and HTML report with the tables and figures (paths relative to the report)."""
+    sections: list[tuple[str, str, pd.DataFrame | None]] = [
+        ("Table 2: 5-fold CV, R2 / RMSE (GPa)", "Best (lowest RMSE) per row in bold.",
+         tables.get("table2_cv")),
+        ("Table 3: leave-one-element-out, R2 / RMSE (GPa)", "Best per row in bold.",
+         tables.get("table3_loeo")),
+        ("Beside the paper's Table 2 (different data)", DATA_NOTE, comparison),
+        ("Per-element CV error (GPa), 15 worst per model/target", "",
+         elem.groupby(["model", "target"]).head(15).set_index(["model", "target"])
+         if len(elem) else None),
+    ]
+    md = [f"# ecdflow evaluation: pipeline run `{pipeline_run_id}`", "", DATA_NOTE, ""]
+    body = [f"<h1>ecdflow evaluation: pipeline run <code>{html.escape(pipeline_run_id)}</code>"
+            f"</h1><p>{html.escape(DATA_NOTE)}</p>"]
+    for title, note, df in sections:
+        if df is None or df.empty:
+            continue
+        md += [f"## {title}", "", note, "", _md_table(df), ""]
+        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
+                    + df.to_html().replace("**", ""))
+    md += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+    body.append("<h2>Figures</h2>" + "".join(f'<img src="{f.name}" alt="{f.stem}">'
+                                             for f in figures))
+    mdp, htp = out_dir / "report.md", out_dir / "report.html"
+    mdp.write_text("\n".join(md) + "\n")
+    htp.write_text("<!doctype html><meta charset='utf-8'><title>ecdflow evaluation</title>"
+                   "<style>body{font-family:sans-serif}td,th{padding:2px 8px}</style>"
+                   + "".join(body))
+    return mdp, htp
+
+
+def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool = True) -> dict:
+    """Tables, plots and report of one pipeline run, logged to its parent run.
+
+    Returns:
+        ``{"report_md", "report_html", "tables" (name -> markdown), "summary" (records),
+        "figures" (names), "out_dir"}``; metrics are R2 and GPa.
+    """
+    import mlflow
+
+    from ecdflow.train import collect_runs, summarise
+
+    runs = [r for r in tracking.pipeline_runs(settings, pipeline_run_id)
+            if r.info.status == "FINISHED"]
+    if not runs:
+        raise EcdflowError(f"no finished training runs for pipeline run '{pipeline_run_id}'")
+    out_dir = settings.path(settings.paths.reports_dir) / pipeline_run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarise(collect_runs(settings, pipeline_run_id))
+    tables = paper_tables(summary)
+    comparison = paper_comparison(summary)
+    preds = load_predictions(settings, pipeline_run_id)
+    elem = element_errors(preds)
+    figures = parity_plots(preds, out_dir) + learning_curves(runs, out_dir)
+    if tsne:
+        loeo = sorted(summary[summary.split_kind == "loeo"].element.unique())[:4]
+        figures += tsne_maps(settings, list(loeo), out_dir)
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    elem.to_csv(out_dir / "element_errors.csv", index=False)
+    comparison.to_csv(out_dir / "paper_comparison.csv")
+    mdp, htp = write_report(out_dir, pipeline_run_id, tables, comparison, elem, figures)
+    parent = tracking.find_parent_run(settings, pipeline_run_id)
+    if parent:
+        client = mlflow.MlflowClient()
+        for r in summary[summary.split_kind == "cv"].itertuples():
+            for m in ("r2", "rmse", "mae"):
+                v = float(getattr(r, m))
+                if not math.isnan(v):
+                    unit = "" if m == "r2" else "_gpa"
+                    client.log_metric(parent, f"cv_{r.target}_{r.model}_{m}{unit}", v)
+        for f in sorted(out_dir.iterdir()):
+            if f.is_file():
+                client.log_artifact(parent, str(f), "evaluation")
+    log.info("evaluation report: %s", mdp)
+    return {"report_md": str(mdp), "report_html": str(htp), "out_dir": str(out_dir),
+            "tables": {k: _md_table(v) for k, v in tables.items()},
+            "summary": summary.to_dict("records"), "figures": [f.name for f in figures]}

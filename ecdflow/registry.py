@@ -1,0 +1,396 @@
+"""Model registry: register the best model type of a pipeline run, and the promotion gate.
+
+One registered model per target (``settings.registry.model_names``). Aliases, not stages:
+
+- ``challenger``: the latest registered candidate (set by :func:`register_best`);
+- ``champion``: the model users get (moved only by :func:`promote` / :func:`rollback`).
+
+A version is the *fold ensemble* of the selected model type (every CV fold x repeat model of
+the pipeline run), wrapped in :class:`ecdflow.serve.ModulusEnsemble`: no refit on all data,
+so the registered model is exactly what was evaluated and the fold spread is its uncertainty.
+All metrics are in GPa; lower is better for the gate metric (``settings.registry.metric``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ecdflow import tracking
+from ecdflow.config import Settings, TargetName
+from ecdflow.errors import EcdflowError, GateRefused
+from ecdflow.log import get_logger
+
+log = get_logger(__name__)
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+BASELINE = "rf_magpie"
+TAG_CV = "ecdflow.cv_{metric}_gpa"  # rmse / mae of the version's model type (mean over folds)
+TAG_CV_R2 = "ecdflow.cv_r2"
+TAG_BASELINE = "ecdflow.baseline_cv_{metric}_gpa"  # RF+Magpie of the same pipeline run
+TAG_MEMBERS = "ecdflow.members"  # comma-separated training run ids
+TAG_PREV = "ecdflow.previous_champion"
+TAG_EXTERNAL = "ecdflow.external."  # prefix of external-validation tags (ecdflow.external)
+TARGET_ALIASES = {"bulk": "K_VRH", "k": "K_VRH", "k_vrh": "K_VRH",
+                  "shear": "G_VRH", "g": "G_VRH", "g_vrh": "G_VRH"}
+INPUTS_BY_MODEL = {"rf_magpie": ("magpie",), "cnn_magpie": ("magpie",), "cnn3d": ("ecd",),
+                   "cnn2d_se": ("ecd",), "fusion": ("ecd", "magpie")}
+PIP_PACKAGES = ("mlflow", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
+                "pymatgen", "matminer", "joblib", "pydantic", "pyyaml")
+
+
+def resolve_target(name: str) -> TargetName:
+    """``bulk``/``K``/``K_VRH`` -> ``K_VRH``; ``shear``/``G``/``G_VRH`` -> ``G_VRH``."""
+    t = TARGET_ALIASES.get(name.strip().lower())
+    if t is None:
+        raise EcdflowError(f"unknown target '{name}' (use bulk, shear, K_VRH or G_VRH)")
+    return t  # type: ignore[return-value]
+
+
+def metric_key(metric: str) -> str:
+    """Training-run metric name of a gate metric (``rmse`` -> ``test_rmse_gpa``)."""
+    return {"rmse": tracking.METRIC_RMSE, "mae": tracking.METRIC_MAE}[metric]
+
+
+def _client():
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def cv_summary(settings: Settings, pipeline_run_id: str) -> pd.DataFrame:
+    """Mean CV metrics per (model, target) of one pipeline run: r2, rmse, mae (GPa), n_runs
+    (``ecdflow.train.summarise`` of the finished training runs)."""
+    from ecdflow.train import collect_runs, summarise
+
+    runs = collect_runs(settings, pipeline_run_id)
+    summary = summarise(runs[runs["split_kind"] == "cv"])
+    return summary.drop(columns=["split_kind", "element"])
+
+
+def select_best(summary: pd.DataFrame, target: str, metric: str) -> str:
+    """Model type with the lowest mean CV ``metric`` (rmse/mae, GPa) for ``target``."""
+    sub = summary[(summary["target"] == target)].dropna(subset=[metric])
+    if sub.empty:
+        raise EcdflowError(f"no CV training runs with {metric} for {target}")
+    return str(sub.sort_values([metric, "model"]).iloc[0]["model"])
+
+
+def _log_target(run, settings: Settings) -> bool:
+    """Whether a training run's model outputs log10(GPa): its params, else the settings."""
+    for key, val in run.data.params.items():
+        if key.split(".")[-1] == "log_target":
+            return str(val).lower() in ("true", "1", "yes")
+    return settings.training.log_target
+
+
+def _grid(run, settings: Settings) -> int:
+    """The density grid a training run used: its params, else the settings."""
+    for key, val in run.data.params.items():
+        if key in ("grid", "density.grid", "density_grid"):
+            return int(float(val))
+    return settings.density.grid
+
+
+def export_member(run_id: str, dest: Path) -> Path:
+    """Load the model logged as ``model`` by a training run and save it natively under
+    ``dest`` (``.keras`` for Keras, joblib for scikit-learn). Returns the file path."""
+    import mlflow
+
+    uri = f"runs:/{run_id}/{tracking.MODEL_NAME}"
+    flavors = mlflow.models.get_model_info(uri).flavors
+    if "keras" in flavors or "tensorflow" in flavors:
+        loader = mlflow.keras if "keras" in flavors else mlflow.tensorflow
+        model = loader.load_model(uri)
+        path = dest / f"{run_id}.keras"
+        model.save(path)
+        return path
+    if "sklearn" in flavors:
+        import joblib
+
+        model = mlflow.sklearn.load_model(uri)
+        path = dest / f"{run_id}.joblib"
+        joblib.dump(model, path)
+        return path
+    raise EcdflowError(f"run {run_id}: model flavor {sorted(flavors)} is not Keras or sklearn")
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the served model (taken from this environment)."""
+    out = []
+    for pkg in PIP_PACKAGES:
+        try:
+            out.append(f"{pkg}=={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+
+def register_best(settings: Settings, pipeline_run_id: str, target: str):
+    """Register the best CV model type of a pipeline run as the new ``challenger``.
+
+    Args:
+        settings: configuration (registry names, gate metric, density grid).
+        pipeline_run_id: the pipeline run whose training runs are gathered.
+        target: ``K_VRH``/``G_VRH`` (or bulk/shear).
+
+    Returns:
+        The new ``ModelVersion`` (tags: model type, CV metrics in GPa, RF+Magpie baseline,
+        data version, pipeline run, git commit; alias ``challenger``).
+    """
+    import mlflow
+
+    from ecdflow.serve import ModulusEnsemble, signature
+
+    target = resolve_target(target)
+    metric = settings.registry.metric
+    summary = cv_summary(settings, pipeline_run_id)
+    best = select_best(summary, target, metric)
+    runs = [r for r in tracking.pipeline_runs(settings, pipeline_run_id)
+            if r.data.tags.get(tracking.TAG_MODEL) == best
+            and r.data.tags.get(tracking.TAG_TARGET) == target
+            and r.data.tags.get(tracking.TAG_SPLIT_KIND) == "cv" and r.info.status == "FINISHED"]
+    runs.sort(key=lambda r: (r.data.tags.get(tracking.TAG_SPLIT, ""),
+                             r.data.tags.get(tracking.TAG_REPEAT, "")))
+    row = summary[(summary["model"] == best) & (summary["target"] == target)].iloc[0]
+    base = summary[(summary["model"] == BASELINE) & (summary["target"] == target)]
+    versions = {r.data.tags.get(tracking.TAG_DATA_VERSION, "") for r in runs}
+    data_version = ",".join(sorted(versions))
+    name = settings.registry.model_names[target]
+    log.info("registering %s for %s from %d fold runs as %s", best, target, len(runs), name)
+    parent = tracking.find_parent_run(settings, pipeline_run_id)
+    tags = {**tracking.base_tags(settings, pipeline_run_id), tracking.TAG_ROLE: "register",
+            tracking.TAG_TARGET: target, tracking.TAG_MODEL: best}
+    with tempfile.TemporaryDirectory() as tmp:
+        members = [export_member(r.info.run_id, Path(tmp)) for r in runs]
+        manifest = {"target": target, "model_type": best,
+                    "inputs": list(_model_inputs(best)), "grid": _grid(runs[0], settings),
+                    "smearing_A": settings.density.smearing_A,
+                    "log_target": _log_target(runs[0], settings),
+                    "members": [f"member_{i}" for i in range(len(members))]}
+        (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        artifacts = {"manifest": str(Path(tmp) / "manifest.json")}
+        artifacts.update({f"member_{i}": str(p) for i, p in enumerate(members)})
+        with tracking.child_run(settings, parent, f"register-{target}", tags):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=ModulusEnsemble(), artifacts=artifacts,
+                code_paths=[str(Path(__file__).resolve().parent)],
+                pip_requirements=pip_requirements(), signature=signature())
+            mv = mlflow.register_model(info.model_uri, name)
+    client = _client()
+    vtags = {
+        tracking.TAG_MODEL: best, tracking.TAG_TARGET: target,
+        tracking.TAG_DATA_VERSION: data_version, tracking.TAG_PIPELINE_RUN: pipeline_run_id,
+        tracking.TAG_GIT: tracking.git_commit(),
+        TAG_MEMBERS: ",".join(r.info.run_id for r in runs),
+        "ecdflow.n_members": str(len(runs)), "ecdflow.gate_metric": metric,
+        TAG_CV.format(metric="rmse"): _fmt(row["rmse"]),
+        TAG_CV.format(metric="mae"): _fmt(row["mae"]),
+        TAG_CV_R2: _fmt(row["r2"]), "ecdflow.registered_at": _now(),
+    }
+    if not base.empty:
+        vtags[TAG_BASELINE.format(metric="rmse")] = _fmt(base.iloc[0]["rmse"])
+        vtags[TAG_BASELINE.format(metric="mae")] = _fmt(base.iloc[0]["mae"])
+    for k, v in vtags.items():
+        client.set_model_version_tag(name, mv.version, k, v)
+    client.set_registered_model_alias(name, CHALLENGER, mv.version)
+    return client.get_model_version(name, mv.version)
+
+
+def _model_inputs(model: str) -> tuple[str, ...]:
+    """Named inputs of a model type (from ``ecdflow.models.MODELS`` when available)."""
+    try:
+        from ecdflow.models import MODELS
+
+        return tuple(MODELS[model].inputs)
+    except (ImportError, KeyError, AttributeError):
+        return INPUTS_BY_MODEL.get(model, ("ecd", "magpie"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _alias_version(name: str, alias: str):
+    """The ``ModelVersion`` behind an alias, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _tag_float(mv, key: str) -> float:
+    try:
+        return float(mv.tags.get(key, "nan"))
+    except ValueError:
+        return math.nan
+
+
+def external_check(candidate, champion) -> str:
+    """Why the candidate's external-validation RMSEs are worse than the champion's ("" if not).
+
+    Compares every ``ecdflow.external.*.rmse_gpa`` tag both versions carry; the candidate must
+    carry at least one (``ecdflow evaluate external`` sets them)."""
+    keys = [k for k in candidate.tags if k.startswith(TAG_EXTERNAL) and k.endswith("rmse_gpa")]
+    if not keys:
+        return "no external-validation metrics on the candidate (run `ecdflow evaluate external`)"
+    if champion is None:
+        return ""
+    for k in sorted(keys):
+        c, h = _tag_float(candidate, k), _tag_float(champion, k)
+        if not math.isnan(h) and not math.isnan(c) and c > h:
+            return (f"external {k.removeprefix(TAG_EXTERNAL)} {c:.3g} GPa is worse than the "
+                    f"champion's {h:.3g} GPa")
+    return ""
+
+
+def gate(settings: Settings, candidate, champion) -> str:
+    """The promotion gate: "" when ``candidate`` may replace ``champion``, else one-line reason.
+
+    Rules (metric = ``settings.registry.metric``, GPa, lower is better): the candidate must
+    (1) be no worse than the RF+Magpie baseline of its own pipeline run (a rf_magpie candidate
+    is the baseline), (2) beat the champion trained on the same data version by the relative
+    ``margin``: ``cand < champ * (1 - margin)``, and (3) with ``use_external_validation``,
+    not be worse than the champion on the external references.
+    """
+    metric, margin = settings.registry.metric, settings.registry.margin
+    key = TAG_CV.format(metric=metric)
+    cand = _tag_float(candidate, key)
+    if math.isnan(cand):
+        return f"candidate v{candidate.version} has no CV {metric} tag"
+    base = _tag_float(candidate, TAG_BASELINE.format(metric=metric))
+    if candidate.tags.get(tracking.TAG_MODEL) != BASELINE:
+        if math.isnan(base):
+            return "no RF+Magpie baseline in the candidate's pipeline run"
+        if cand > base:
+            return (f"candidate v{candidate.version} CV {metric} {cand:.3f} GPa does not beat "
+                    f"the RF+Magpie baseline {base:.3f} GPa")
+    if champion is not None:
+        if champion.version == candidate.version:
+            return f"v{candidate.version} is already the champion"
+        dv_c = candidate.tags.get(tracking.TAG_DATA_VERSION, "")
+        dv_h = champion.tags.get(tracking.TAG_DATA_VERSION, "")
+        if dv_c != dv_h:
+            return (f"data versions differ (candidate {dv_c or '?'}, champion {dv_h or '?'}): "
+                    "metrics are not comparable; use --force with a reason")
+        champ = _tag_float(champion, key)
+        if not math.isnan(champ) and not cand < champ * (1.0 - margin):
+            return (f"candidate v{candidate.version} CV {metric} {cand:.3f} GPa does not beat "
+                    f"champion v{champion.version} {champ:.3f} GPa by margin {margin:.1%}")
+    if settings.registry.use_external_validation:
+        return external_check(candidate, champion)
+    return ""
+
+
+def history_path(settings: Settings, name: str) -> Path:
+    """JSON history of promotions/rollbacks of one registered model (in the work dir)."""
+    return settings.work_dir / "registry" / f"{name}.history.json"
+
+
+def _append_history(settings: Settings, name: str, event: dict[str, Any]) -> list[dict]:
+    path = history_path(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hist = json.loads(path.read_text()) if path.exists() else []
+    hist.append(event)
+    path.write_text(json.dumps(hist, indent=1))
+    return hist
+
+
+def promote(settings: Settings, target: str, force: bool = False, reason: str | None = None,
+            actor: str | None = None) -> dict:
+    """Move alias ``champion`` to the ``challenger`` through the gate (see :func:`gate`).
+
+    Args:
+        force: skip the gate; needs ``reason``; who/why are recorded as version tags.
+        reason: free text recorded with the promotion (required when forcing).
+        actor: who promotes (default: the OS user).
+
+    Returns:
+        The promotion event (also appended to the JSON history): name, version,
+        previous champion, metric values, forced, reason, actor, time.
+
+    Raises:
+        GateRefused: the gate's one-line reason (or no challenger, or force without reason).
+    """
+    target = resolve_target(target)
+    name = settings.registry.model_names[target]
+    tracking.configure(settings)
+    client = _client()
+    if force and not (reason and reason.strip()):
+        raise GateRefused("--force needs --reason \"...\" (who forced and why is recorded)")
+    cand = _alias_version(name, CHALLENGER)
+    if cand is None:
+        raise GateRefused(f"{name} has no '{CHALLENGER}' version: run `ecdflow register` first")
+    champ = _alias_version(name, CHAMPION)
+    verdict = gate(settings, cand, champ)
+    if verdict and not force:
+        raise GateRefused(verdict)
+    if champ is not None and champ.version == cand.version:
+        raise GateRefused(f"v{cand.version} is already the champion")
+    metric = settings.registry.metric
+    event = {
+        "action": "promote", "name": name, "version": str(cand.version),
+        "previous_champion": str(champ.version) if champ else "",
+        "metric": metric, "candidate_value": _tag_float(cand, TAG_CV.format(metric=metric)),
+        "champion_value": _tag_float(champ, TAG_CV.format(metric=metric)) if champ else None,
+        "forced": bool(force), "gate": verdict or "passed", "reason": reason or "",
+        "actor": actor or getpass.getuser(), "time": _now(),
+    }
+    client.set_registered_model_alias(name, CHAMPION, cand.version)
+    tags = {TAG_PREV: event["previous_champion"] or "none", "ecdflow.promoted_at": event["time"],
+            "ecdflow.promoted_by": event["actor"], "ecdflow.promotion_forced": str(force).lower(),
+            "ecdflow.promotion_gate": event["gate"][:4000],
+            "ecdflow.promotion_reason": (reason or "")[:4000]}
+    for k, v in tags.items():
+        client.set_model_version_tag(name, cand.version, k, v)
+    if champ is not None:
+        client.set_model_version_tag(name, champ.version, "ecdflow.replaced_by", str(cand.version))
+        client.set_model_version_tag(name, champ.version, "ecdflow.replaced_at", event["time"])
+    client.delete_registered_model_alias(name, CHALLENGER)
+    _append_history(settings, name, event)
+    log.info("promoted %s v%s to %s (previous: %s)", name, cand.version, CHAMPION,
+             event["previous_champion"] or "none")
+    return event
+
+
+def rollback(settings: Settings, target: str, actor: str | None = None) -> dict:
+    """Restore the previous champion (the current champion's ``previous_champion`` tag).
+
+    Raises:
+        GateRefused: no champion, or the champion has no previous one.
+    """
+    target = resolve_target(target)
+    name = settings.registry.model_names[target]
+    tracking.configure(settings)
+    client = _client()
+    champ = _alias_version(name, CHAMPION)
+    if champ is None:
+        raise GateRefused(f"{name} has no '{CHAMPION}' to roll back")
+    prev = champ.tags.get(TAG_PREV, "none")
+    if prev in ("", "none"):
+        raise GateRefused(f"{name} v{champ.version} has no previous champion to restore")
+    event = {"action": "rollback", "name": name, "version": prev,
+             "previous_champion": str(champ.version), "actor": actor or getpass.getuser(),
+             "time": _now()}
+    client.set_registered_model_alias(name, CHAMPION, prev)
+    client.set_model_version_tag(name, champ.version, "ecdflow.rolled_back_at", event["time"])
+    client.set_model_version_tag(name, prev, "ecdflow.restored_at", event["time"])
+    _append_history(settings, name, event)
+    log.info("rolled back %s: champion v%s -> v%s", name, champ.version, prev)
+    return event
+

@@ -1,0 +1,117 @@
+"""`ecdflow predict` and the pyfunc on structure, CHGCAR and bad input (real MLflow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _demo_runs import demo_settings, make_pipeline_run  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _nacl(a=5.64):
+    from pymatgen.core import Lattice, Structure
+
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    from ecdflow import registry
+
+    tmp = tmp_path_factory.mktemp("predict")
+    s = demo_settings(tmp)
+    pid = make_pipeline_run(s)
+    registry.register_best(s, pid, "K_VRH")
+    registry.promote(s, "bulk")
+    return s, tmp
+
+
+def test_predict_files_good_and_bad(champion):
+    from ecdflow.predict import predict_files
+
+    s, tmp = champion
+    nacl = _nacl()
+    (tmp / "NaCl.cif").write_text(nacl.to(fmt="cif"))
+    (tmp / "POSCAR").write_text(_nacl(5.0).to(fmt="poscar"))
+    (tmp / "s.json").write_text(nacl.to_json())
+    (tmp / "junk.cif").write_text("this is not a crystal\n")
+    files = [tmp / "NaCl.cif", tmp / "POSCAR", tmp / "s.json", tmp / "junk.cif", tmp / "nope.cif"]
+    df = predict_files(s, files, "bulk")
+    assert list(df.columns) == ["file", "target", "formula", "prediction_gpa", "uncertainty_gpa",
+                                "error"]
+    good = df.iloc[:3]
+    assert (good.error == "").all() and (good.formula == "NaCl").all()
+    assert good.prediction_gpa.between(1, 600).all() and (good.uncertainty_gpa >= 0).all()
+    assert good.prediction_gpa.iloc[0] == pytest.approx(good.prediction_gpa.iloc[2])
+    assert "cannot parse" in df.error[3] and np.isnan(df.prediction_gpa[3])
+    assert "cannot read file" in df.error[4]
+
+
+def test_predict_cli_json_and_unknown_model(champion, tmp_path, monkeypatch):
+    from ecdflow.cli import cli
+    from ecdflow.cli.common import run_main
+
+    s, tmp = champion
+    import yaml
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(json.loads(s.model_dump_json())))
+    cif = tmp_path / "NaCl.cif"
+    cif.write_text(_nacl().to(fmt="cif"))
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(cli, ["--params", str(params), "predict", str(cif), "--target",
+                                   "bulk", "--format", "json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output[res.output.index("["):])
+    assert rows[0]["formula"] == "NaCl" and rows[0]["prediction_gpa"] > 0
+    code = run_main(cli, ["--params", str(params), "predict", str(cif), "--target", "bulk",
+                          "--model-uri", "models:/no-such-model@champion"])
+    assert code == 2
+
+
+def test_pyfunc_ecd_model_on_structure_and_chgcar(tmp_path):
+    """A Keras ECD ensemble served as the pyfunc: a CHGCAR of NaCl and its CIF agree."""
+    import keras
+    import mlflow
+
+    from ecdflow.chgcar import write_chgcar
+    from ecdflow.density import conventional_cell, procrystal_density
+    from ecdflow.serve import ModulusEnsemble, signature
+
+    grid = 8
+    paths = {}
+    for i, scale in enumerate((1000.0, 1100.0)):  # two members: mean density x scale (GPa)
+        inp = keras.Input((grid, grid, grid, 1), name="ecd")
+        out = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(scale),
+                                 use_bias=False)(keras.layers.GlobalAveragePooling3D()(inp))
+        paths[f"member_{i}"] = str(tmp_path / f"m{i}.keras")
+        keras.Model(inp, out).save(paths[f"member_{i}"])
+    manifest = {"target": "K_VRH", "model_type": "cnn3d", "inputs": ["ecd"], "grid": grid,
+                "smearing_A": 0.1, "log_target": False, "members": ["member_0", "member_1"]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    mlflow.pyfunc.save_model(str(tmp_path / "pyfunc"), python_model=ModulusEnsemble(),
+                             artifacts={"manifest": str(tmp_path / "manifest.json"), **paths},
+                             signature=signature(), pip_requirements=["mlflow"])
+    model = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc"))
+    nacl = _nacl()
+    conv = conventional_cell(nacl)
+    chg = tmp_path / "CHGCAR"
+    write_chgcar(chg, conv, procrystal_density(conv, grid=16, smearing_A=0.1))
+    df = model.predict(pd.DataFrame({"input": [nacl.to(fmt="cif"), chg.read_text(), "{bad json"],
+                                     "format": ["", "chgcar", "json"]}))
+    mean_rho = float(procrystal_density(nacl, grid=grid).mean())
+    assert df.error[0] == "" and df.error[1] == ""
+    assert df.prediction[0] == pytest.approx(1050.0 * mean_rho, rel=1e-4)
+    assert df.uncertainty[0] == pytest.approx(50.0 * mean_rho, rel=1e-4)
+    assert df.prediction[1] == pytest.approx(df.prediction[0], rel=0.05)
+    assert "cannot parse input as json" in df.error[2] and np.isnan(df.prediction[2])

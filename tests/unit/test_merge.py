@@ -1,0 +1,41 @@
+"""Merging labelling output into the materials table: only trustworthy rows are kept."""
+
+import json
+from pathlib import Path
+
+from ecdflow.data.merge import merge_labels
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _label(mid: str, status: str = "ok", k: float = 50.0, g: float = 20.0, **kw) -> dict:
+    return {"material_id": mid, "status": status, "relax_converged": True, "C11": 80.0,
+            "C12": 35.0, "C44": 25.0, "K_VRH": k, "G_VRH": g, "cell": [[0, 2, 2], [2, 0, 2],
+            [2, 2, 0]], "numbers": [11, 17], "positions": [[0, 0, 0], [2, 2, 2]],
+            "potential": "7net-l3i5", **kw}
+
+
+def test_keeps_only_plausible_converged_stable_rows(tmp_path: Path):
+    cands = _write(tmp_path / "c.jsonl", [
+        {"material_id": f"rs:{m}", "formula": m, "family": "rocksalt-ionic"}
+        for m in ["NaCl", "KCl", "LiF", "CsF", "Cu", "RbBr"]])
+    labels = _write(tmp_path / "l.jsonl", [
+        _label("rs:NaCl"),
+        _label("rs:KCl", status="born_unstable"),
+        _label("rs:LiF", k=1.6e9),                      # a runaway relaxation
+        _label("rs:CsF", relax_converged=False),
+        _label("rs:Cu"),                                # external reference: held out
+    ])
+    with labels.open("a") as fh:
+        fh.write('{"material_id": "rs:RbBr", "sta')      # torn last line of a killed run
+    refs = _write(tmp_path / "r.jsonl", [{"formula": "Cu", "K_ref": 141.0}])
+    out = tmp_path / "m.jsonl"
+    counts = merge_labels(cands, [labels], out, references=refs)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["material_id"] for r in rows] == ["rs:NaCl"]
+    assert rows[0]["elements"] == ["Cl", "Na"] and rows[0]["potential"] == "7net-l3i5"
+    assert counts == {"ok": 1, "born_unstable": 1, "implausible": 1, "unconverged": 1,
+                      "external_reference": 1, "written": 1}
