@@ -8,8 +8,8 @@ Metrics on held-out data are in GPa, whatever space the model was trained in.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ecdflow.config import REPO_ROOT, Settings
 
@@ -132,3 +132,26 @@ def pipeline_runs(settings: Settings, pipeline_run_id: str, role: str = "train")
         f"and tags.\"{TAG_ROLE}\" = '{role}'",
         max_results=5000,
     )
+
+
+TAG_MODEL_URI = "ecdflow.model_uri"  # URI of the model logged by a training run
+ARTIFACT_SPLITS = "splits.json"  # the data version's splits, logged to the parent run
+ARTIFACT_RESULTS = "results"  # folder of the results tables (markdown + csv) on the parent run
+
+
+def find_train_run(settings: Settings, pipeline_run_id: str, model: str, target: str,
+                   split: str, repeat: int, data_version: str | None = None):
+    """The newest FINISHED training run of one model/target/split/repeat of a pipeline run
+    (optionally of one data version), or None."""
+    import mlflow
+
+    exp_id = configure(settings)
+    flt = (f"tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}' and tags.\"{TAG_ROLE}\" = 'train'"
+           f" and tags.\"{TAG_MODEL}\" = '{model}' and tags.\"{TAG_TARGET}\" = '{target}'"
+           f" and tags.\"{TAG_SPLIT}\" = '{split}' and tags.\"{TAG_REPEAT}\" = '{repeat}'"
+           " and attributes.status = 'FINISHED'")
+    if data_version:
+        flt += f" and tags.\"{TAG_DATA_VERSION}\" = '{data_version}'"
+    found = mlflow.MlflowClient().search_runs([exp_id], filter_string=flt, max_results=1,
+                                              order_by=["attributes.start_time DESC"])
+    return found[0] if found else None

@@ -1,0 +1,50 @@
+"""`python -m bench` (`make bench`): run every benchmark module, each writing its own results
+under bench/results/, then an index (bench/results/index.md) with the machine noted.
+
+Run one with `python -m bench ecd` (module names without the `bench_` prefix).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+MODULES = ["ecd", "records", "train"]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def main(argv: list[str]) -> int:
+    """Run the named benchmarks (default: all) and write the index."""
+    names = argv or MODULES
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        print(f"error: unknown benchmark(s) {unknown}; known: {MODULES}", file=sys.stderr)
+        return 2
+    lines = ["# Benchmark index", "", f"Machine: `{json.dumps(machine())}`", "",
+             "| benchmark | seconds | results |", "|---|---|---|"]
+    for name in names:
+        mod = importlib.import_module(f"bench.bench_{name}")
+        t0 = time.perf_counter()
+        mod.main([]) if mod.main.__code__.co_argcount else mod.main()
+        dt = time.perf_counter() - t0
+        files = sorted(p.name for p in RESULTS.glob(f"{name}*"))
+        lines.append(f"| {name} | {dt:.0f} | {', '.join(files)} |")
+        print(f"bench {name}: {dt:.0f} s", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "index.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

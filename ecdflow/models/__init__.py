@@ -1,0 +1,21 @@
+"""Model registry: name -> :class:`ModelSpec`. A new model is one file plus one line here."""
+
+from __future__ import annotations
+
+from ecdflow.errors import EcdflowError
+from ecdflow.models import cnn2d_se, cnn3d, cnn_magpie, fusion, rf_magpie
+from ecdflow.models.base import InputStats, ModelConfig, ModelSpec
+
+MODELS: dict[str, ModelSpec] = {
+    m.SPEC.name: m.SPEC for m in (rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion)
+}
+
+__all__ = ["MODELS", "InputStats", "ModelConfig", "ModelSpec", "get_spec"]
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registered model ``name``; unknown names raise a one-line error listing valid ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise EcdflowError(f"unknown model '{name}' (valid: {', '.join(MODELS)})") from None
