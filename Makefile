@@ -39,6 +39,17 @@ ui: setup ## Open the MLflow UI on http://127.0.0.1:5000 over the local store
 compile: setup ## Compile the KFP pipeline to IR YAML (upload it in the KFP UI)
 	$(BIN)/ecdflow pipeline compile
 
+IMAGE_REPO ?= ghcr.io/ecdflow
+IMAGE_TAG ?= 0.1.0
+images: ## Build the CPU, GPU and MLflow-server images (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine reachable (docker info failed): build the images on a machine with Docker, see docs/cluster.md"; exit 1; }
+	docker build -f components/docker/Dockerfile.cpu -t $(IMAGE_REPO)/ecdflow-cpu:$(IMAGE_TAG) .
+	docker build -f components/docker/Dockerfile.gpu -t $(IMAGE_REPO)/ecdflow-gpu:$(IMAGE_TAG) .
+	docker build -f components/docker/Dockerfile.mlflow --build-arg BASE=$(IMAGE_REPO)/ecdflow-cpu:$(IMAGE_TAG) -t $(IMAGE_REPO)/mlflow-server:$(IMAGE_TAG) .
+
+k8s-validate: setup ## Render infra/k8s (base + overlays) and validate every manifest offline
+	$(BIN)/python -m ecdflow.k8s
+
 bench: setup ## Benchmarks; results under bench/results/
 	$(BIN)/python -m bench
 
@@ -54,4 +65,4 @@ labels: $(LABEL_VENV)/.installed setup ## Label candidates with SevenNet in its 
 clean: ## Remove the work dir (MLflow store, records, reports); keeps the venvs
 	rm -rf .ecdflow
 
-.PHONY: help setup run test lint ui compile bench labels clean
+.PHONY: help setup run test lint ui compile images k8s-validate bench labels clean

@@ -57,11 +57,22 @@ class DensityConfig(_Strict):
 
 
 class RecordsConfig(_Strict):
-    """TFRecord storage choices (chosen by bench/records_format.py)."""
+    """TFRecord storage choices (chosen by bench/bench_records.py; docs/data_pipeline.md)."""
 
     num_shards: int = Field(4, ge=1)
     compression: Literal["", "GZIP", "ZLIB"] = ""
     dtype: Literal["float32", "float16"] = "float16"
+
+
+class ValidationConfig(_Strict):
+    """Great Expectations thresholds (ecdflow/validation/)."""
+
+    min_rows: int = Field(10, ge=1)
+    """Fewest materials a table / record set may hold."""
+    max_modulus_GPa: float = Field(600.0, gt=0.0)
+    """Upper physical bound for K_VRH and G_VRH (diamond: K 443, G 535 GPa)."""
+    charge_rel_tol: float = Field(0.01, gt=0.0)
+    """Integrated procrystal charge vs valence electron count, relative tolerance."""
 
 
 class SplitsConfig(_Strict):
@@ -120,6 +131,61 @@ class RegistryConfig(_Strict):
     use_external_validation: bool = False
 
 
+class Toleration(_Strict):
+    """A Kubernetes toleration put on GPU training pods."""
+
+    key: str
+    operator: Literal["Equal", "Exists"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoExecute", "NoSchedule", "PreferNoSchedule"] | None = "NoSchedule"
+
+
+class PipelineConfig(_Strict):
+    """The Kubeflow pipeline `ecd-elastic` and how its pods are scheduled on a cluster.
+
+    Resources, accelerators, tolerations, node selectors and secrets are fixed when the
+    pipeline is compiled (KFP v2 cannot take them from run parameters); kfp.local ignores them.
+    """
+
+    name: str = "ecd-elastic"
+    compiled: str = ""
+    """Where `ecdflow pipeline compile` writes the IR YAML (empty: <work_dir>/ecd-elastic.yaml)."""
+    local_root: str = ""
+    """Pipeline root (outputs, cache) of `ecdflow pipeline run-local` (empty:
+    <work_dir>/kfp-local)."""
+    cpu_image: str = "ghcr.io/ecdflow/ecdflow-cpu:0.1.0"
+    """Image of preprocess/validate/evaluate/register (components/docker/Dockerfile.cpu)."""
+    gpu_image: str = "ghcr.io/ecdflow/ecdflow-gpu:0.1.0"
+    """Image of the training tasks (components/docker/Dockerfile.gpu)."""
+    cpu_request: str = "1"
+    memory_request: str = "4G"
+    memory_limit: str = "16G"
+    train_cpu_request: str = "4"
+    train_memory_request: str = "16G"
+    train_memory_limit: str = "48G"
+    accelerator_type: str = "nvidia.com/gpu"
+    gpus_per_train_task: int = Field(1, ge=0, le=8)
+    """0 trains on CPU (no accelerator request, no GPU tolerations/node selector)."""
+    gpu_tolerations: list[Toleration] = Field(
+        default_factory=lambda: [Toleration(key="nvidia.com/gpu")]
+    )
+    gpu_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"ecdflow.io/pool": "gpu"}
+    )
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff: str = "60s"
+    retry_backoff_factor: float = Field(2.0, ge=1.0)
+    retry_backoff_max: str = "3600s"
+    caching: bool = True
+    secrets: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "ecdflow-mlflow": ["MLFLOW_TRACKING_URI"],
+            "ecdflow-s3": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"],
+        }
+    )
+    """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
+
+
 class Settings(_Strict):
     """All of ecdflow's configuration."""
 
@@ -129,11 +195,13 @@ class Settings(_Strict):
     paths: Paths = Field(default_factory=Paths)
     density: DensityConfig = Field(default_factory=DensityConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def path(self, rel: str) -> Path:
@@ -158,7 +226,8 @@ class Settings(_Strict):
     @property
     def registry_uri(self) -> str:
         """MLflow registry URI (defaults to the tracking URI)."""
-        return os.environ.get("MLFLOW_REGISTRY_URI") or self.mlflow.registry_uri or self.tracking_uri
+        env = os.environ.get("MLFLOW_REGISTRY_URI")
+        return env or self.mlflow.registry_uri or self.tracking_uri
 
     @property
     def artifact_root(self) -> str:

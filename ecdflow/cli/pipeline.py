@@ -1,10 +1,111 @@
-"""CLI: `ecdflow pipeline` (filled in by its stage's issue)."""
+"""CLI: `ecdflow pipeline compile | run-local | submit` (the Kubeflow pipeline `ecd-elastic`)."""
 
 from __future__ import annotations
 
+import json
+
 import click
+
+from ecdflow.cli.common import settings as load
+from ecdflow.errors import EcdflowError
+
+
+def _params_file(ctx: click.Context) -> str | None:
+    return (ctx.find_root().obj or {}).get("params_file")
+
+
+def _arguments(pairs: tuple[str, ...]) -> dict:
+    """``name=value`` run parameters; values parsed as JSON when they can be (ints, floats,
+    booleans), else kept as strings."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise EcdflowError(f"--param '{pair}': expected NAME=VALUE, e.g. epochs=20")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
 
 
 @click.group("pipeline")
 def pipeline() -> None:
-    """Not built yet."""
+    """The Kubeflow pipeline `ecd-elastic`: preprocess -> validate -> train (one task per
+    model x target x split) -> evaluate -> register -> external validation."""
+
+
+@pipeline.command("compile")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="IR YAML to write (default: pipeline.compiled, .ecdflow/ecd-elastic.yaml).")
+@click.pass_context
+def compile_cmd(ctx: click.Context, out: str | None) -> None:
+    """Compile the pipeline for the selected profile to IR YAML (upload it in the KFP UI)."""
+    import time
+
+    from ecdflow.pipeline import build_plan, compile_pipeline
+
+    s = load(ctx)
+    t0 = time.perf_counter()
+    path = compile_pipeline(s, out, _params_file(ctx))
+    click.echo(f"compiled {s.pipeline.name} (profile {s.profile}, {len(build_plan(s))} training "
+               f"tasks) in {time.perf_counter() - t0:.1f} s -> {path}")
+
+
+@pipeline.command("run-local")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Run parameter, e.g. --param epochs=2 (repeatable; see `compile`'s form).")
+@click.option("--no-cache", is_flag=True, help="Re-run every task (no kfp.local cache hits).")
+@click.pass_context
+def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -> None:
+    """Run the whole pipeline here with kfp.local (subprocesses of this Python), tracking to
+    the configured MLflow store; print the results, registered versions and how to look."""
+    from ecdflow.pipeline import registered_versions, run_local
+
+    args = _arguments(params)
+    overrides: dict = {"pipeline": {"caching": False}} if no_cache else {}
+    if args.get("mlflow_experiment"):  # results and versions are looked up there
+        overrides["mlflow"] = {"experiment": str(args["mlflow_experiment"])}
+    s = load(ctx, overrides or None)
+    click.echo(f"running {s.pipeline.name} locally (profile {s.profile}); MLflow: "
+               f"{s.tracking_uri}")
+    out = run_local(s, _params_file(ctx), args)
+    run_id = out["run_id"]
+    click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s")
+    from ecdflow.train import results_table
+
+    click.echo("\nresults (test metrics in GPa):")
+    results_table(s, run_id)  # prints Table 2 (CV) and Table 3 (LOEO)
+    click.echo("\nregistered versions:")
+    versions = registered_versions(s, run_id)
+    for v in versions:
+        click.echo(f"  {v['name']} v{v['version']}  aliases: {v['aliases'] or '-'}")
+    if not versions:
+        click.echo("  none")
+    click.echo(f"\nMLflow UI: `make ui`, then open http://127.0.0.1:5000 (filter runs with "
+               f"tags.\"ecdflow.pipeline_run_id\" = '{run_id}')")
+
+
+@pipeline.command("submit")
+@click.option("--host", required=True, help="KFP API endpoint, e.g. http://127.0.0.1:8080.")
+@click.option("--package", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Compiled IR YAML (default: compile now).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Run parameter (repeatable), e.g. --param epochs=200.")
+@click.option("--run-name", default=None, help="KFP run name.")
+@click.option("--experiment", default=None, help="KFP experiment (default: mlflow.experiment).")
+@click.option("--namespace", default=None, help="Kubeflow namespace (multi-user installs).")
+@click.option("--service-account", default=None,
+              help="Service account of the run's pods, e.g. ecdflow-pipeline-runner.")
+@click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True,
+              help="Seconds to wait for the KFP API to accept a connection.")
+@click.pass_context
+def submit_cmd(ctx: click.Context, host: str, package: str | None, params: tuple[str, ...],
+               run_name: str | None, experiment: str | None, namespace: str | None,
+               service_account: str | None, timeout_s: float) -> None:
+    """Create a run of the pipeline on a Kubeflow Pipelines cluster."""
+    from ecdflow.pipeline import submit
+
+    run_id = submit(load(ctx), host, package, _arguments(params), run_name, experiment,
+                    namespace, service_account, timeout_s)
+    click.echo(f"submitted: KFP run {run_id} on {host}")

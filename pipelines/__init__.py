@@ -1,0 +1,1 @@
+"""Kubeflow pipelines of ecdflow; each module compiles itself under __main__."""

