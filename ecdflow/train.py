@@ -241,6 +241,14 @@ def dataset_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: 
     return mids, arrays, np.concatenate(ys) if ys else np.zeros(0, np.float32)
 
 
+def safe_variance(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Per-feature variances safe to divide by: a feature (near-)constant on the training set
+    is scaled by its magnitude instead of by ~0, so an unseen value (e.g. an element absent
+    from training, as in leave-one-element-out) cannot blow the input up by ~1e7."""
+    scale = np.maximum(1.0, mean**2)
+    return np.where(var > 1e-6 * scale, var, scale)
+
+
 def input_stats(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
                 log_target: bool) -> InputStats:
     """Training-set means/variances of the inputs and of the label (one streaming pass)."""
@@ -265,7 +273,7 @@ def input_stats(records_dir: str, target: str, inputs: tuple[str, ...], ids: lis
     if n:
         mean = m_sum / n
         kw.update(magpie_mean=mean.astype(np.float32),
-                  magpie_var=np.maximum(m_sq / n - mean**2, 0).astype(np.float32))
+                  magpie_var=safe_variance(mean, m_sq / n - mean**2).astype(np.float32))
     if e_n:
         mean = e_sum / e_n
         kw.update(ecd_mean=float(mean), ecd_var=float(max(e_sq / e_n - mean**2, 1e-12)))

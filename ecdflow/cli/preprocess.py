@@ -1,10 +1,45 @@
-"""CLI: `ecdflow preprocess` (filled in by its stage's issue)."""
+"""CLI: `ecdflow preprocess` - the Beam pipeline from the materials table to TFRecords."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
+from ecdflow.cli.common import settings
 
-@click.group("preprocess")
-def preprocess() -> None:
-    """Not built yet."""
+
+@click.command("preprocess")
+@click.option("--materials", type=str, default=None,
+              help="Materials table, local or s3:// (default: paths.materials).")
+@click.option("--chgcar-dir", type=str, default=None,
+              help="Directory/bucket of <id>.CHGCAR or <id>/CHGCAR (default: procrystal ECD).")
+@click.option("--out", type=str, default=None,
+              help="Output directory for shards + manifest, local or s3:// "
+                   "(default: paths.records_dir).")
+@click.option("--runner", default="DirectRunner", show_default=True,
+              help="Beam runner (DirectRunner, FlinkRunner, SparkRunner, DataflowRunner).")
+@click.option("--mode", "mode", type=click.Choice(["in_memory", "multi_processing"]),
+              default="in_memory", show_default=True, help="DirectRunner running mode.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="DirectRunner workers (multi_processing).")
+@click.option("--beam-arg", "beam_args", multiple=True,
+              help="Extra Beam flag, repeatable (e.g. --beam-arg=--flink_master=host:8081).")
+@click.option("--metrics", type=click.Path(dir_okay=False), default=None,
+              help="Also write the manifest (counts, data hash, timing) to this JSON file.")
+@click.pass_context
+def preprocess(ctx: click.Context, materials: str | None, chgcar_dir: str | None,
+               out: str | None, runner: str, mode: str, workers: int, beam_args: tuple[str, ...],
+               metrics: str | None) -> None:
+    """Compute ECD grids (e/Å^3), Magpie features and labels (GPa) for every material and
+    write sharded TFRecords; bad materials are quarantined with a reason."""
+    from ecdflow.preprocess import run_preprocess, summarize
+
+    manifest = run_preprocess(settings(ctx), materials_path=materials, chgcar_dir=chgcar_dir,
+                              out_dir=out, runner=runner, direct_running_mode=mode,
+                              direct_num_workers=workers, extra_pipeline_args=beam_args)
+    if metrics:
+        Path(metrics).parent.mkdir(parents=True, exist_ok=True)
+        Path(metrics).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    click.echo(summarize(manifest))

@@ -157,3 +157,14 @@ def test_early_stopping_state_survives_resume(tmp_path):
     fit = fit_keras(build, train, val, epochs=30, patience=2, ckpt_dir=tmp_path / "b")
     assert fit.stopped_early and fit.epochs_run == whole.epochs_run
     np.testing.assert_allclose(fit.history["val_loss"], whole.history["val_loss"], rtol=1e-4)
+
+
+def test_constant_training_feature_is_not_divided_by_zero():
+    import numpy as np
+
+    from ecdflow.train import safe_variance
+
+    mean = np.array([0.0, 1000.0, 5.0])
+    var = np.array([0.0, 0.0, 4.0])
+    out = safe_variance(mean, var)
+    assert out.tolist() == [1.0, 1e6, 4.0]

@@ -1,0 +1,390 @@
+"""The TFRecord example schema (version 1) and its tf.data reader.
+
+One ``tf.train.Example`` per material (see docs/architecture.md, "TFRecord example"):
+
+- ``material_id``, ``formula`` (bytes), ``elements`` (bytes list)
+- ``ecd``: the charge density on the conventional cube, raw little-endian bytes of an
+  (N, N, N) array in e/Å^3, stored as ``ecd_dtype`` (float32 or float16); ``ecd_shape`` (3 ints)
+- ``magpie``: 132 float32 Magpie features
+- ``K_VRH``, ``G_VRH``: Voigt-Reuss-Hill moduli in GPa (NaN when missing)
+- ``provenance``: a JSON string (label source, ECD source, settings)
+
+Shards sit in one directory (local or ``s3://``) beside ``manifest.json`` (count, shards,
+schema_version, grid, dtype, compression, data_hash). The reader takes the layout from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+MAGPIE_LEN = 132
+MANIFEST_NAME = "manifest.json"
+SHARD_PREFIX = "part"
+TARGETS = ("K_VRH", "G_VRH")
+PROVENANCE_KEYS = (
+    "family", "potential", "sevenn_version", "torch_version", "strain", "fmax_eV_A",
+    "max_steps", "seed", "device", "ecd_source",
+)
+"""Row keys copied into the ``provenance`` JSON string when present."""
+_SUFFIX = {"": ".tfrecord", "GZIP": ".tfrecord.gz", "ZLIB": ".tfrecord.zz"}
+
+
+def shard_suffix(compression: str) -> str:
+    """File suffix of a shard for a TF compression name ("", "GZIP" or "ZLIB")."""
+    if compression not in _SUFFIX:
+        raise ValueError(f"unknown compression {compression!r} (use '', GZIP or ZLIB)")
+    return _SUFFIX[compression]
+
+
+def _join(base: str, name: str) -> str:
+    return f"{str(base).rstrip('/')}/{name}"
+
+
+def _tf_for(path: str):
+    """Import TensorFlow, plus tensorflow_io when ``path`` is remote (registers ``s3://``)."""
+    import tensorflow as tf
+
+    if "://" in str(path):
+        import tensorflow_io  # noqa: F401  (registers s3:// in tf.io.gfile and tf.data)
+    return tf
+
+
+def _float(v: Any) -> float:
+    try:
+        return float(v) if v is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _provenance(row: dict) -> str:
+    prov = {k: row[k] for k in PROVENANCE_KEYS if k in row and row[k] is not None}
+    prov.update(row.get("provenance") or {})
+    prov["schema_version"] = SCHEMA_VERSION
+    return json.dumps(prov, sort_keys=True, default=str)
+
+
+def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -> bytes:
+    """Serialize one material as a schema-1 ``tf.train.Example``.
+
+    Args:
+        row: materials-table row (``material_id``, ``formula``, ``elements``, ``K_VRH``/``G_VRH``
+            in GPa, provenance keys); a missing modulus is stored as NaN.
+        ecd: (N, N, N) density on the conventional cube, e/Å^3.
+        magpie: 132 Magpie features.
+        dtype: storage dtype of the ECD, "float32" or "float16".
+    """
+    import tensorflow as tf
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"unknown ECD dtype {dtype!r} (use float32 or float16)")
+    ecd = np.asarray(ecd)
+    if ecd.ndim != 3:
+        raise ValueError(f"ECD must be 3-D, got shape {ecd.shape}")
+    mag = np.asarray(magpie, dtype=np.float32).reshape(-1)
+    if mag.size != MAGPIE_LEN:
+        raise ValueError(f"magpie must have {MAGPIE_LEN} values, got {mag.size}")
+    raw = np.ascontiguousarray(ecd.astype(np.dtype(dtype).newbyteorder("<"))).tobytes()
+    elements = row.get("elements") or []
+
+    def b(vals: Sequence[bytes]) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(vals)))
+
+    def f(vals: Sequence[float]) -> tf.train.Feature:
+        return tf.train.Feature(float_list=tf.train.FloatList(value=list(vals)))
+
+    feats = {
+        "material_id": b([str(row["material_id"]).encode()]),
+        "formula": b([str(row.get("formula", "")).encode()]),
+        "elements": b([str(e).encode() for e in elements]),
+        "ecd": b([raw]),
+        "ecd_shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(ecd.shape))),
+        "ecd_dtype": b([dtype.encode()]),
+        "magpie": f(mag.tolist()),
+        "K_VRH": f([_float(row.get("K_VRH"))]),
+        "G_VRH": f([_float(row.get("G_VRH"))]),
+        "provenance": b([_provenance(row).encode()]),
+    }
+    ex = tf.train.Example(features=tf.train.Features(feature=feats))
+    return ex.SerializeToString()
+
+
+def write_records(
+    examples: Iterable[bytes], out_dir: str, num_shards: int, compression: str
+) -> list[str]:
+    """Write serialized examples round-robin into ``num_shards`` shards (no Beam).
+
+    Shard names follow the Beam writer: ``part-SSSSS-of-NNNNN<suffix>``. Returns the paths.
+    """
+    tf = _tf_for(out_dir)
+    tf.io.gfile.makedirs(str(out_dir))
+    suffix = shard_suffix(compression)
+    paths = [_join(out_dir, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}{suffix}")
+             for i in range(num_shards)]
+    opts = tf.io.TFRecordOptions(compression_type=compression)
+    writers = [tf.io.TFRecordWriter(p, opts) for p in paths]
+    try:
+        for i, ex in enumerate(examples):
+            writers[i % num_shards].write(ex)
+    finally:
+        for w in writers:
+            w.close()
+    return paths
+
+
+def list_shards(records_dir: str) -> list[str]:
+    """Sorted shard paths (``part-*``) in ``records_dir`` (local or ``s3://``)."""
+    tf = _tf_for(records_dir)
+    return sorted(tf.io.gfile.glob(_join(records_dir, f"{SHARD_PREFIX}-*")))
+
+
+def data_hash(paths: Iterable[str], compression: str = "") -> str:
+    """The data version: ``sha256:`` over the sorted sha256 digests of every record.
+
+    Independent of shard count and of the order a runner wrote records in, so rerunning the
+    same inputs and settings gives the same version; any byte of any example changes it.
+    """
+    paths = sorted(paths)
+    digests: list[bytes] = []
+    if paths:
+        tf = _tf_for(paths[0])
+        for rec in tf.data.TFRecordDataset(paths, compression_type=compression):
+            digests.append(hashlib.sha256(rec.numpy()).digest())
+    return "sha256:" + hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+
+
+def count_records(paths: Iterable[str], compression: str) -> int:
+    """Number of records in the shards (reads every record once)."""
+    paths = list(paths)
+    if not paths:
+        return 0
+    tf = _tf_for(paths[0])
+    ds = tf.data.TFRecordDataset(paths, compression_type=compression)
+    return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+def write_manifest(out_dir: str, manifest: dict) -> str:
+    """Write ``manifest.json`` into ``out_dir``; returns its path."""
+    tf = _tf_for(out_dir)
+    path = _join(out_dir, MANIFEST_NAME)
+    with tf.io.gfile.GFile(path, "w") as fh:
+        fh.write(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def read_manifest(records_dir: str) -> dict:
+    """Read ``manifest.json`` (count, shards, schema_version, grid, dtype, compression, data_hash).
+
+    Raises:
+        InputError: no manifest, or a schema version this reader does not know.
+    """
+    from ecdflow.errors import InputError
+
+    tf = _tf_for(records_dir)
+    path = _join(records_dir, MANIFEST_NAME)
+    if not tf.io.gfile.exists(path):
+        raise InputError(str(records_dir), "no manifest.json (run `ecdflow preprocess` first)")
+    with tf.io.gfile.GFile(path, "r") as fh:
+        manifest = json.loads(fh.read())
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(path, f"schema_version {manifest.get('schema_version')} is not "
+                               f"{SCHEMA_VERSION}")
+    return manifest
+
+
+def _shard_paths(records_dir: str, manifest: dict) -> list[str]:
+    return [_join(records_dir, s) for s in manifest["shards"]]
+
+
+def _raw_dataset(tf, records_dir: str, manifest: dict):
+    """Serialized examples, shards read in parallel and interleaved (deterministic order)."""
+    paths = _shard_paths(records_dir, manifest)
+    return tf.data.TFRecordDataset(paths, compression_type=manifest["compression"],
+                                   num_parallel_reads=min(len(paths), 8) or None)
+
+
+def _index_spec(tf) -> dict:
+    return {
+        "material_id": tf.io.FixedLenFeature([], tf.string),
+        "formula": tf.io.FixedLenFeature([], tf.string),
+        "elements": tf.io.VarLenFeature(tf.string),
+        "K_VRH": tf.io.FixedLenFeature([1], tf.float32),
+        "G_VRH": tf.io.FixedLenFeature([1], tf.float32),
+    }
+
+
+def make_dataset(
+    records_dir: str,
+    *,
+    target: str | None = None,
+    inputs: tuple[str, ...] = ("ecd", "magpie"),
+    ids: Collection[str] | None = None,
+    batch_size: int = 32,
+    shuffle_seed: int | None = None,
+    cache: bool = True,
+    log_target: bool = False,
+    repeat: bool = False,
+):
+    """A batched ``tf.data.Dataset`` over the shards in ``records_dir`` (local or ``s3://``).
+
+    Elements are ``(features, label)`` (``features`` only when ``target`` is None).
+    ``features`` holds ``material_id`` (string) and, per ``inputs``, ``ecd`` float32
+    (N, N, N, 1) in e/Å^3 and ``magpie`` float32 (132,). ``label`` is float32 (1,): the target
+    modulus in GPa, or log10(GPa) with ``log_target``. Materials whose target is NaN (or <= 0
+    with ``log_target``) are skipped. ``ids`` keeps only those material ids. ``shuffle_seed``
+    None keeps the file order (interleaved, deterministic); ``batch_size`` <= 0 gives unbatched
+    elements.
+    """
+    tf = _tf_for(records_dir)
+    manifest = read_manifest(records_dir)
+    grid, dtype = int(manifest["grid"]), manifest["dtype"]
+    bad = set(inputs) - {"ecd", "magpie"}
+    if bad or not inputs:
+        raise ValueError(f"inputs must be a non-empty subset of ('ecd', 'magpie'), got {inputs}")
+    if target is not None and target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    spec: dict[str, Any] = {"material_id": tf.io.FixedLenFeature([], tf.string)}
+    if "ecd" in inputs:
+        spec["ecd"] = tf.io.FixedLenFeature([], tf.string)
+    if "magpie" in inputs:
+        spec["magpie"] = tf.io.FixedLenFeature([MAGPIE_LEN], tf.float32)
+    if target:
+        spec[target] = tf.io.FixedLenFeature([1], tf.float32)
+    store = tf.float16 if dtype == "float16" else tf.float32
+
+    ds = _raw_dataset(tf, records_dir, manifest)
+    ds = ds.map(lambda s: tf.io.parse_single_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    if ids is not None:
+        keys = tf.constant(sorted({str(i) for i in ids}) or [""], dtype=tf.string)
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, dtype=tf.int64)),
+            default_value=0)
+        wanted = len(ids) > 0
+        ds = ds.filter(lambda ex: tf.logical_and(wanted, table.lookup(ex["material_id"]) > 0))
+    if target:
+        def _ok(ex):
+            y = ex[target][0]
+            ok = tf.math.is_finite(y)
+            return tf.logical_and(ok, y > 0) if log_target else ok
+        ds = ds.filter(_ok)
+
+    def _decode(ex):  # one example or a batch (leading dimension kept)
+        feats = {"material_id": ex["material_id"]}
+        lead = tf.shape(ex["material_id"])
+        if "ecd" in inputs:
+            rho = tf.io.decode_raw(ex["ecd"], store, little_endian=True)
+            shape = tf.concat([lead, [grid, grid, grid, 1]], axis=0)
+            feats["ecd"] = tf.cast(tf.reshape(rho, shape), tf.float32)
+        if "magpie" in inputs:
+            feats["magpie"] = ex["magpie"]
+        if not target:
+            return feats
+        y = ex[target]
+        if log_target:
+            y = tf.math.log(y) / tf.math.log(tf.constant(10.0))
+        return feats, y
+
+    if cache:
+        ds = ds.cache()  # parsed, still-encoded examples: float16 storage halves the memory
+    if shuffle_seed is not None:
+        ds = ds.shuffle(max(int(manifest["count"]), 1), seed=shuffle_seed,
+                        reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()  # before batching: every batch is full
+    if batch_size and batch_size > 0:
+        ds = ds.batch(batch_size)  # then decode a whole batch at once (vectorized)
+    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def read_index(records_dir: str):
+    """Per-material table without decoding the ECD, in file order.
+
+    Returns a DataFrame with ``material_id``, ``formula``, ``elements`` (list of symbols),
+    ``K_VRH``, ``G_VRH`` (GPa, NaN when missing) - for splits and evaluation.
+    """
+    import pandas as pd
+
+    tf = _tf_for(records_dir)
+    manifest = read_manifest(records_dir)
+    spec = _index_spec(tf)
+    ds = _raw_dataset(tf, records_dir, manifest)
+    rows = []
+    for batch in ds.batch(256).map(lambda s: tf.io.parse_example(s, spec)):
+        elements = tf.RaggedTensor.from_sparse(batch["elements"]).to_list()
+        for i, mid in enumerate(batch["material_id"].numpy()):
+            rows.append({
+                "material_id": mid.decode(),
+                "formula": batch["formula"][i].numpy().decode(),
+                "elements": [e.decode() for e in elements[i]],
+                "K_VRH": float(batch["K_VRH"][i, 0]),
+                "G_VRH": float(batch["G_VRH"][i, 0]),
+            })
+    return pd.DataFrame(rows, columns=["material_id", "formula", "elements", "K_VRH", "G_VRH"])
+
+
+def build_manifest(
+    out_dir: str, shards: Sequence[str], *, count: int, grid: int, dtype: str,
+    compression: str, digest: str | None = None, extra: dict | None = None,
+) -> dict:
+    """The manifest dict for shards already written (``shards`` as full paths); ``digest``
+    is the precomputed ``data_hash`` (computed here when None)."""
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "count": int(count),
+        "shards": [str(s).rstrip("/").rsplit("/", 1)[-1] for s in sorted(shards)],
+        "grid": int(grid),
+        "dtype": dtype,
+        "compression": compression,
+        "data_hash": digest or data_hash(list(shards), compression),
+    }
+    manifest.update(extra or {})
+    return manifest
+
+
+_SYN_ELEMENTS = ["Li", "Na", "K", "Rb", "Cs", "F", "Cl", "Br", "In", "Tl", "Sc", "Mg", "O"]
+
+
+def synthetic_materials(n: int, grid: int, seed: int) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+    """``n`` seeded fake (row, ecd (grid^3, e/Å^3, >= 0), magpie (132,)) triples for tests."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.choice(len(_SYN_ELEMENTS), size=2, replace=False)
+        els = [_SYN_ELEMENTS[a], _SYN_ELEMENTS[b]]
+        k = float(rng.uniform(10.0, 300.0))
+        row = {
+            "material_id": f"syn-{i:04d}",
+            "formula": "".join(els),
+            "elements": els,
+            "K_VRH": k,
+            "G_VRH": float(k * rng.uniform(0.2, 0.8)),
+            "family": "synthetic",
+            "seed": seed,
+        }
+        ecd = rng.gamma(2.0, 0.05, size=(grid, grid, grid)).astype(np.float32)
+        magpie = rng.normal(size=MAGPIE_LEN).astype(np.float32)
+        out.append((row, ecd, magpie))
+    return out
+
+
+def write_synthetic_records(
+    out_dir: str, n: int, grid: int, seed: int, *, dtype: str = "float32",
+    compression: str = "", num_shards: int = 2,
+) -> list[str]:
+    """Write ``n`` seeded fake materials (ids ``syn-0000``...) + manifest; returns shard paths.
+
+    The arrays are reproducible with ``synthetic_materials(n, grid, seed)``.
+    """
+    items = synthetic_materials(n, grid, seed)
+    shards = write_records((encode_example(r, e, m, dtype) for r, e, m in items),
+                           out_dir, num_shards, compression)
+    write_manifest(out_dir, build_manifest(out_dir, shards, count=n, grid=grid, dtype=dtype,
+                                           compression=compression,
+                                           extra={"source": "synthetic", "seed": seed}))
+    return shards

@@ -1,0 +1,11 @@
+"""Data validation with Great Expectations: the materials table and the TFRecords.
+
+``run_validation`` builds per-row frames (``frames.py``), validates them against the suites
+(``suites.py``), writes Data Docs HTML and ``summary.json``, and raises ``ValidationFailed``
+when a blocking expectation fails.
+"""
+
+from ecdflow.validation.frames import materials_frame, records_frame
+from ecdflow.validation.suites import run_validation
+
+__all__ = ["materials_frame", "records_frame", "run_validation"]
