@@ -330,8 +330,10 @@ def registered_versions(settings: Settings, pipeline_run_id: str) -> list[dict[s
         for v in versions:
             run = client.get_run(v.run_id) if v.run_id else None
             if run and run.data.tags.get(TAG_PIPELINE_RUN) == pipeline_run_id:
+                # search results carry no aliases: read them from the version itself
+                full = client.get_model_version(name, v.version)
                 out.append({"name": name, "version": str(v.version),
-                            "aliases": ",".join(getattr(v, "aliases", []) or [])})
+                            "aliases": ",".join(full.aliases or [])})
     return out
 
 

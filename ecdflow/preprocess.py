@@ -271,6 +271,17 @@ def pipeline_options(runner: str, direct_running_mode: str, direct_num_workers: 
                            direct_num_workers=int(direct_num_workers), save_main_session=False)
 
 
+def local_runner(runner: str):
+    """The runner object for ``runner``: Beam's ``DirectRunner`` would first try Prism, which
+    downloads a binary from GitHub at run time (refused offline); its local fallback, the
+    FnApiRunner, is used directly (it honours direct_running_mode/direct_num_workers)."""
+    if runner != "DirectRunner":
+        return runner
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return FnApiRunner()
+
+
 def s3_args_from_env() -> list[str]:
     """Beam S3 flags from the tensorflow-io style env (S3_ENDPOINT, AWS_* keys and region),
     so one environment configures both Beam writes and tf.data reads."""
@@ -354,7 +365,7 @@ def run_preprocess(
     cache_dir = str(settings.work_dir / "cache" / "magpie")
     dead_path = f"{out_dir}/{DEADLETTER_NAME}"
 
-    with beam.Pipeline(options=options) as p:
+    with beam.Pipeline(runner=local_runner(runner), options=options) as p:
         checked = (p | "Rows" >> beam.Create(rows, reshuffle=True)
                    | "Labels" >> beam.FlatMap(_check, targets).with_outputs("failed", main="ok"))
         feats = (checked.ok
