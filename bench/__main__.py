@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["ecd", "records", "train"]
+MODULES = ["ecd", "records", "train", "beam", "e2e"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -1,0 +1,247 @@
+"""Benchmark: Beam preprocessing end to end - 1 vs 2 workers, throughput, peak memory vs size.
+
+Run: ``python -m bench.bench_beam [--grid 24] [--repeat 5]``. Writes bench/results/beam.json
+and beam.md.
+
+Every measurement is one fresh subprocess running ``ecdflow.preprocess.run_preprocess`` on a
+table in a temp dir (shards, manifest and Magpie cache there too; the Magpie cache is filled
+before the first run so no run pays for featurisation):
+
+- speed-up: DirectRunner ``in_memory`` with 1 worker (the baseline) vs ``multi_processing``
+  with 2 workers on the committed table (data/fcc/materials.jsonl, 232 rows);
+- throughput: materials/s and MB/s of shards written, start-up and read-back check included;
+- peak memory: max RSS of the process running the pipeline (``in_memory``, one process) on
+  the table (1x) and on the table repeated ``--repeat`` times with suffixed material_ids
+  (5x); the RSS after the imports, before the pipeline, is reported too, so the growth that
+  belongs to the pipeline itself can be read apart from the libraries' footprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ecdflow.config import REPO_ROOT
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TABLE = REPO_ROOT / "data" / "fcc" / "materials.jsonl"
+
+
+def _rss_mb(who: int) -> float:
+    """Max RSS (MB) of this process or of its waited-for children (Linux reports kB)."""
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def _preimport() -> None:
+    """Load what the pipeline loads lazily (TF, Beam's runner, pymatgen, matminer), so the
+    RSS taken after this is the libraries' footprint and the rest belongs to the pipeline."""
+    import apache_beam  # noqa: F401
+    import tensorflow  # noqa: F401
+    from apache_beam.runners.portability import fn_api_runner  # noqa: F401
+
+    import ecdflow.data.table  # noqa: F401
+    import ecdflow.density  # noqa: F401
+    from ecdflow.features import _featurizer
+
+    _featurizer()
+
+
+def worker(table: str, grid: int, mode: str, workers: int, out: str, work: str) -> dict:
+    """One measurement (runs in its own process): run_preprocess, its manifest and RSS."""
+    from ecdflow.config import load_settings
+    from ecdflow.preprocess import run_preprocess
+
+    s = load_settings(overrides={"paths": {"work_dir": work}, "density": {"grid": grid}})
+    _preimport()
+    rss_imports = _rss_mb(resource.RUSAGE_SELF)
+    man = run_preprocess(s, materials_path=table, out_dir=out, direct_running_mode=mode,
+                         direct_num_workers=workers)
+    size = sum(os.path.getsize(p) for p in Path(out).glob("*") if p.is_file())
+    return {"mode": mode, "workers": workers, "rows": man["counts"]["read"],
+            "written": man["counts"]["written"], "quarantined": man["counts"]["quarantined"],
+            "seconds": man["seconds"], "materials_per_s": man["materials_per_s"],
+            "MB_written": round(size / 1e6, 2),
+            "MB_per_s": round(size / 1e6 / max(man["seconds"], 1e-9), 2),
+            "data_hash": man["data_hash"],
+            "rss_after_imports_MB": round(rss_imports, 1),
+            "peak_rss_MB": round(_rss_mb(resource.RUSAGE_SELF), 1),
+            "peak_rss_children_MB": round(_rss_mb(resource.RUSAGE_CHILDREN), 1)}
+
+
+def _measure(table: Path, grid: int, mode: str, workers: int, tmp: Path, tag: str) -> dict:
+    """Run ``worker`` in a fresh interpreter and return its JSON line."""
+    out = tmp / f"out-{tag}"
+    cmd = [sys.executable, "-m", "bench.bench_beam", "--worker", str(table), "--grid", str(grid),
+           "--mode", mode, "--workers", str(workers), "--out", str(out),
+           "--work", str(tmp / "work")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tag} failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"bench beam {tag}: {res['seconds']} s, {res['materials_per_s']} materials/s, "
+          f"peak RSS {res['peak_rss_MB']} MB", flush=True)
+    return res | {"tag": tag}
+
+
+def _repeated_table(lines: list[str], k: int, path: Path) -> Path:
+    """The table repeated ``k`` times; copy j > 0 gets ids ``<id>-x<j>``."""
+    with path.open("w") as fh:
+        for j in range(k):
+            for ln in lines:
+                row = json.loads(ln)
+                if j:
+                    row["material_id"] = f"{row['material_id']}-x{j}"
+                fh.write(json.dumps(row) + "\n")
+    return path
+
+
+def _warm_magpie(lines: list[str], work: Path) -> None:
+    from ecdflow.features import magpie_features
+
+    magpie_features(sorted({json.loads(ln)["formula"] for ln in lines}),
+                    cache_dir=work / "cache" / "magpie")
+
+
+def _markdown(r: dict) -> str:
+    b, m = r["in_memory_1"], r["multi_processing_2"]
+    small, big = r["in_memory_1_1x"], r["in_memory_1_5x"]
+    big_key = f"{r['repeat']}x"
+    md = [
+        "# Beam preprocessing end to end",
+        "",
+        f"Committed table ({b['rows']} materials) and the table x{r['repeat']} (suffixed ids), "
+        f"procrystal ECD at {r['grid']}^3 (1 vs 2 workers) and {r['memory_grid']}^3 (memory), "
+        f"{r['records']}, DirectRunner (FnApiRunner), one fresh subprocess per row; "
+        f"machine: {r['machine']['cpu_count']} CPU cores, {r['machine']['platform']}, "
+        f"load average {r['machine']['loadavg_at_start']} at start (shared with other work).",
+        "",
+        "| run | grid | materials | s | materials/s | MB/s written | peak RSS MB | "
+        "RSS after imports MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [(b, r["grid"]), (m, r["grid"])]
+    rows += [(x, r["memory_grid"]) for x in ((small, big) if small is not b else (big,))]
+    for x, g in rows:
+        rss = max(x["peak_rss_MB"], x["peak_rss_children_MB"]) if x is m else x["peak_rss_MB"]
+        md.append(f"| {x['tag']} | {g}^3 | {x['rows']} | {x['seconds']} | {x['materials_per_s']} | "
+                  f"{x['MB_per_s']} | {rss} | {x['rss_after_imports_MB']} |")
+    md += [
+        "",
+        "- 2 workers (`multi_processing`) vs 1 worker (`in_memory`): "
+        f"**{r['speedup_2_workers']}x** "
+        f"(target >= 1.6x); same data_hash: {r['same_data_hash']}. For `multi_processing` "
+        "the peak RSS is the largest single process (driver or a worker).",
+        f"- Best end-to-end rate: **{r['best_materials_per_s']} materials/s** (target >= 10).",
+        f"- Peak RSS at {r['repeat']}x the table vs 1x (in_memory, one process, "
+        f"{r['memory_grid']}^3, {r['MB_per_example']} MB per written example): "
+        f"**{r['peak_rss_ratio_5x_vs_1x']}x** (target within 1.2x); growth over the "
+        f"after-import footprint (TF, Beam, pymatgen, matminer loaded): "
+        f"{r['pipeline_growth_MB']['1x']} MB at 1x, {r['pipeline_growth_MB'][big_key]} MB at "
+        f"{r['repeat']}x (**{r['pipeline_growth_ratio_5x_vs_1x']}x**).",
+        "",
+    ]
+    if r.get("note"):
+        md += [r["note"], ""]
+    return "\n".join(md)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark (or, with ``--worker``, one measurement) and write the results."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--grid", type=int, default=24, help="grid of the 1 vs 2 worker runs")
+    p.add_argument("--memory-grid", type=int, default=60, help="grid of the 1x/5x RSS runs")
+    p.add_argument("--repeat", type=int, default=5, help="dataset multiple for the RSS run")
+    p.add_argument("--worker", metavar="TABLE", help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="in_memory", help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.worker:
+        res = worker(a.worker, a.grid, a.mode, a.workers, a.out, a.work)
+        print(json.dumps(res), flush=True)
+        return res
+
+    from ecdflow.config import load_settings
+
+    rc = load_settings().records
+    lines = [ln for ln in TABLE.read_text().splitlines() if ln.strip()]
+    load0 = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-beam-"))
+    try:
+        _warm_magpie(lines, tmp / "work")
+        t1 = tmp / "materials.jsonl"
+        t1.write_text("".join(ln + "\n" for ln in lines))
+        t5 = _repeated_table(lines, a.repeat, tmp / f"materials-x{a.repeat}.jsonl")
+        base = _measure(t1, a.grid, "in_memory", 1, tmp, "in_memory_1")
+        multi = _measure(t1, a.grid, "multi_processing", 2, tmp, "multi_processing_2")
+        if a.memory_grid == a.grid:
+            small = base
+        else:
+            small = _measure(t1, a.memory_grid, "in_memory", 1, tmp, "in_memory_1_1x")
+        big = _measure(t5, a.memory_grid, "in_memory", 1, tmp, f"in_memory_1_{a.repeat}x")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    growth = {"1x": round(small["peak_rss_MB"] - small["rss_after_imports_MB"], 1),
+              f"{a.repeat}x": round(big["peak_rss_MB"] - big["rss_after_imports_MB"], 1)}
+    res = {
+        "benchmark": "Beam preprocessing end to end (run_preprocess, DirectRunner)",
+        "grid": a.grid, "memory_grid": a.memory_grid, "repeat": a.repeat,
+        "records": f"{rc.num_shards} shards, compression {rc.compression or 'none'}, {rc.dtype}",
+        "in_memory_1": base, "multi_processing_2": multi, "in_memory_1_1x": small,
+        "in_memory_1_5x": big,
+        "speedup_2_workers": round(base["seconds"] / multi["seconds"], 2),
+        "same_data_hash": base["data_hash"] == multi["data_hash"],
+        "best_materials_per_s": max(base["materials_per_s"], multi["materials_per_s"],
+                                    big["materials_per_s"]),
+        "peak_rss_ratio_5x_vs_1x": round(big["peak_rss_MB"] / small["peak_rss_MB"], 3),
+        "pipeline_growth_ratio_5x_vs_1x": None,
+        "MB_per_example": round(small["MB_written"] / max(small["written"], 1), 3),
+        "pipeline_growth_MB": growth,
+        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "loadavg_at_start": [round(x, 2) for x in load0],
+                    "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+    }
+    g1, g5 = growth["1x"], growth[f"{a.repeat}x"]
+    res["pipeline_growth_ratio_5x_vs_1x"] = round(g5 / g1, 2) if g1 > 0 else None
+    res["note"] = _note(res)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "beam.json").write_text(json.dumps(res, indent=1) + "\n")
+    (RESULTS / "beam.md").write_text(_markdown(res))
+    print(_markdown(res))
+    return res
+
+
+def _note(r: dict) -> str:
+    """Plain words on what the run can and cannot show."""
+    load = r["machine"]["loadavg_at_start"][0]
+    words = []
+    if r["speedup_2_workers"] < 1.6 and load > 1.0:
+        words.append(f"The 2-worker speed-up is bounded here: the machine has "
+                     f"{r['machine']['cpu_count']} cores and was already loaded (load "
+                     f"{load}) by other work, so the second worker did not get a free core.")
+    gr = r["pipeline_growth_ratio_5x_vs_1x"]
+    if gr and gr > 1.5:
+        words.append(f"The pipeline's own memory grows with the dataset ({gr}x at "
+                     f"{r['repeat']}x the data): it does not stream on this runner. "
+                     "WriteToTFRecord with a fixed num_shards keys every encoded example by "
+                     "shard and groups them (a GroupByKey over the whole dataset, "
+                     "apache_beam/io/iobase.py WriteImpl), which the DirectRunner's "
+                     "FnApiRunner holds in memory; distributed runners spill that shuffle to "
+                     "disk. Writing per bundle (num_shards=0: only file names are grouped) "
+                     "would remove it.")
+    return " ".join(words)
+
+
+if __name__ == "__main__":
+    main()
