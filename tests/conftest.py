@@ -64,3 +64,19 @@ def write_jsonl(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_env():
+    """MLflow's set_tracking_uri/set_registry_uri write MLFLOW_* variables into os.environ;
+    restore them after each test so one test's store never leaks into the next."""
+    import os
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {k: os.environ.get(k) for k in keys}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
