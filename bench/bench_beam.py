@@ -231,7 +231,11 @@ def _note(r: dict) -> str:
                      f"{r['machine']['cpu_count']} cores and was already loaded (load "
                      f"{load}) by other work, so the second worker did not get a free core.")
     gr = r["pipeline_growth_ratio_5x_vs_1x"]
-    if gr and gr > 1.5:
+    if r["peak_rss_ratio_5x_vs_1x"] <= 1.2:
+        words.append("Peak memory is flat in the dataset size: with records.num_shards = 0 "
+                     "the write streams per bundle (only file names are grouped); the "
+                     "pipeline's own growth over the imported libraries is tens of MB.")
+    elif gr and gr > 1.5:
         words.append(f"The pipeline's own memory grows with the dataset ({gr}x at "
                      f"{r['repeat']}x the data): it does not stream on this runner. "
                      "WriteToTFRecord with a fixed num_shards keys every encoded example by "

@@ -59,7 +59,10 @@ class DensityConfig(_Strict):
 class RecordsConfig(_Strict):
     """TFRecord storage choices (chosen by bench/bench_records.py; docs/data_pipeline.md)."""
 
-    num_shards: int = Field(4, ge=1)
+    num_shards: int = Field(0, ge=0)
+    """Shard count; 0 lets the runner decide (one file per bundle): the write then streams,
+    while a fixed count groups every encoded example by shard first (held in memory by the
+    local runner: ~1.8 MB per material at 60^3; bench/results/beam.md)."""
     compression: Literal["", "GZIP", "ZLIB"] = ""
     dtype: Literal["float32", "float16"] = "float16"
 
