@@ -66,10 +66,11 @@ def write_jsonl(tmp_path):
     return _write
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _restore_mlflow_env():
     """MLflow's set_tracking_uri/set_registry_uri write MLFLOW_* variables into os.environ;
-    restore them after each test so one test's store never leaks into the next."""
+    restore them after each test module (module-scoped fixtures set them too) so one module's
+    store never leaks into the next."""
     import os
 
     keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

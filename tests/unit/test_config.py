@@ -43,6 +43,7 @@ def test_unknown_profile_is_refused(tmp_path: Path):
 
 
 def test_env_overrides_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     s = load_settings()
     assert s.tracking_uri == "http://127.0.0.1:5999"
