@@ -9,7 +9,7 @@ Input scaling and the target's mean/std live inside the model (``Normalization``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,24 @@ def out_size(size: int, kernel: int, stride: int) -> int:
     if conv_padding(size, kernel) == "valid":
         return (size - kernel) // stride + 1
     return -(-size // stride)
+
+
+def dense_stack(x: Any, widths: Sequence[int]) -> Any:
+    """ReLU Dense layers of the given widths; the last is named "penultimate" (the fusion
+    model cuts its pre-trained parts there)."""
+    import keras
+
+    for i, width in enumerate(widths):
+        last = i == len(widths) - 1
+        x = keras.layers.Dense(width, activation="relu", name="penultimate" if last else None)(x)
+    return x
+
+
+def adam(cfg: Any, steps_per_epoch: int) -> Any:
+    """Adam at ``cfg.learning_rate`` (the paper's optimizer for all but the 2D-CNN)."""
+    import keras
+
+    return keras.optimizers.Adam(cfg.learning_rate)
 
 
 def output_head(x: Any, stats: InputStats) -> Any:

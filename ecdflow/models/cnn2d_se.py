@@ -19,6 +19,7 @@ from ecdflow.models.base import (
     ModelConfig,
     ModelSpec,
     conv_padding,
+    dense_stack,
     ecd_input,
     out_size,
     output_head,
@@ -71,10 +72,8 @@ def build(cfg: CNN2DSEConfig, grid: int, stats: InputStats | None = None,
     inp, x = ecd_input(grid, stats)
     cube = keras.layers.Reshape((grid, grid, grid))(x)
     x = keras.layers.Concatenate()([_branch(cube, grid, cfg, v) for v in VIEWS])
-    for i, width in enumerate(cfg.dense):
-        last = i == len(cfg.dense) - 1
-        units = max(1, round(width * cfg.width_scale)) if width > 128 else width
-        x = keras.layers.Dense(units, activation="relu", name="penultimate" if last else None)(x)
+    widths = [max(1, round(w * cfg.width_scale)) if w > 128 else w for w in cfg.dense]
+    x = dense_stack(x, widths)
     return keras.Model({"ecd": inp}, output_head(x, stats), name="cnn2d_se")
 
 

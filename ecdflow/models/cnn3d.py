@@ -17,7 +17,9 @@ from ecdflow.models.base import (
     InputStats,
     ModelConfig,
     ModelSpec,
+    adam,
     conv_padding,
+    dense_stack,
     ecd_input,
     out_size,
     output_head,
@@ -46,18 +48,9 @@ def build(cfg: CNN3DConfig, grid: int, stats: InputStats | None = None,
         size = out_size(size, k, s)
     x = keras.layers.MaxPooling3D(2, padding=conv_padding(size, 2))(x)
     x = keras.layers.Flatten()(x)
-    for i, width in enumerate(cfg.dense):
-        last = i == len(cfg.dense) - 1
-        x = keras.layers.Dense(width, activation="relu", name="penultimate" if last else None)(x)
+    x = dense_stack(x, cfg.dense)
     return keras.Model({"ecd": inp}, output_head(x, stats), name="cnn3d")
 
 
-def optimizer(cfg: CNN3DConfig, steps_per_epoch: int) -> Any:
-    """Adam at ``cfg.learning_rate`` (paper 5e-4)."""
-    import keras
-
-    return keras.optimizers.Adam(cfg.learning_rate)
-
-
 SPEC = ModelSpec(name="cnn3d", inputs=("ecd",), config_cls=CNN3DConfig, build=build,
-                 optimizer=optimizer, is_keras=True, description="3D CNN on the ECD cube")
+                 optimizer=adam, is_keras=True, description="3D CNN on the ECD cube")

@@ -10,7 +10,15 @@ from typing import Any
 
 from pydantic import Field
 
-from ecdflow.models.base import InputStats, ModelConfig, ModelSpec, magpie_input, output_head
+from ecdflow.models.base import (
+    InputStats,
+    ModelConfig,
+    ModelSpec,
+    adam,
+    dense_stack,
+    magpie_input,
+    output_head,
+)
 
 
 class CNNMagpieConfig(ModelConfig):
@@ -37,18 +45,9 @@ def build(cfg: CNNMagpieConfig, grid: int = 0, stats: InputStats | None = None,
     x = keras.layers.AveragePooling2D(2)(x)
     x = keras.layers.Conv2D(f3, 3, activation="relu")(x)
     x = keras.layers.Flatten()(x)
-    for i, width in enumerate(cfg.dense):
-        last = i == len(cfg.dense) - 1
-        x = keras.layers.Dense(width, activation="relu", name="penultimate" if last else None)(x)
+    x = dense_stack(x, cfg.dense)
     return keras.Model({"magpie": inp}, output_head(x, stats), name="cnn_magpie")
 
 
-def optimizer(cfg: CNNMagpieConfig, steps_per_epoch: int) -> Any:
-    """Adam at ``cfg.learning_rate`` (paper 1e-3)."""
-    import keras
-
-    return keras.optimizers.Adam(cfg.learning_rate)
-
-
 SPEC = ModelSpec(name="cnn_magpie", inputs=("magpie",), config_cls=CNNMagpieConfig, build=build,
-                 optimizer=optimizer, is_keras=True, description="2D CNN on Magpie as 12x12")
+                 optimizer=adam, is_keras=True, description="2D CNN on Magpie as 12x12")

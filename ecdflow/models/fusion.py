@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from ecdflow.models import cnn2d_se, cnn_magpie
-from ecdflow.models.base import InputStats, ModelConfig, ModelSpec, output_head
+from ecdflow.models.base import InputStats, ModelConfig, ModelSpec, adam, dense_stack, output_head
 
 
 class FusionConfig(ModelConfig):
@@ -49,19 +49,10 @@ def build(cfg: FusionConfig, grid: int, stats: InputStats | None = None,
         extractor.trainable = cfg.train_parts
         feats.append(extractor({k: inputs[k] for k in parts[name].input}))
     x = keras.layers.Concatenate()(feats)
-    for i, width in enumerate(cfg.dense):
-        last = i == len(cfg.dense) - 1
-        x = keras.layers.Dense(width, activation="relu", name="penultimate" if last else None)(x)
+    x = dense_stack(x, cfg.dense)
     return keras.Model(inputs, output_head(x, stats), name="fusion")
 
 
-def optimizer(cfg: FusionConfig, steps_per_epoch: int) -> Any:
-    """Adam at ``cfg.learning_rate`` (paper 1e-3)."""
-    import keras
-
-    return keras.optimizers.Adam(cfg.learning_rate)
-
-
 SPEC = ModelSpec(name="fusion", inputs=("ecd", "magpie"), config_cls=FusionConfig, build=build,
-                 optimizer=optimizer, is_keras=True, requires=("cnn_magpie", "cnn2d_se"),
+                 optimizer=adam, is_keras=True, requires=("cnn_magpie", "cnn2d_se"),
                  description="CNN+Magpie and 2D-CNN-SE features fused")
