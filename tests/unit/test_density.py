@@ -83,3 +83,26 @@ def test_non_fm3m_structure_is_rejected():
     cscl = Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     with pytest.raises(InputError, match="not Fm-3m"):
         procrystal_density(cscl, grid=8)
+
+
+def test_fast_cube_path_equals_spglib_path(nacl_prim, elpasolite_prim, monkeypatch):
+    """The spglib-free route for cube-aligned primitive fcc cells gives the same density."""
+    import ecdflow.density as D
+
+    for s in (nacl_prim, elpasolite_prim):
+        assert D._standard_fast(s) is not None
+        fast = D.procrystal_density(s, 16)
+        monkeypatch.setattr(D, "_standard_fast", lambda *a, **k: None)
+        slow = D.procrystal_density(s, 16)
+        monkeypatch.undo()
+        assert np.allclose(fast, slow, rtol=1e-5, atol=1e-6 * float(slow.max()))
+
+
+def test_fast_cube_path_declines_other_cells(nacl_conv, nacl_prim):
+    """A conventional cube, or a primitive cell whose symmetry is broken, goes to spglib."""
+    import ecdflow.density as D
+
+    assert D._standard_fast(nacl_conv) is None
+    broken = nacl_prim.copy()
+    broken.translate_sites([1], [0.02, 0.0, 0.0], frac_coords=True)
+    assert D._standard_fast(broken) is None
