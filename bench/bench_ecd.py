@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "numpy": np.__version__},
-        "note": "2 shared cores; timings include the cube standardisation (spglib-free for cube-aligned primitive fcc cells, spglib otherwise);",
+        "note": ("2 shared cores; timings include the cube standardisation (spglib-free for "
+                 "cube-aligned primitive fcc cells, spglib otherwise)."),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ecd.json").write_text(json.dumps(result, indent=1) + "\n")
