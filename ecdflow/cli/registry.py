@@ -53,6 +53,6 @@ def promote(ctx: click.Context, target: str | None, force: bool, reason: str | N
             click.echo(f"{ev['name']}: champion v{ev['previous_champion']} -> v{ev['version']}")
         else:
             ev = registry.promote(s, t, force=force, reason=reason)
-            prev = ev["previous_champion"] or "none"
-            click.echo(f"{ev['name']}: champion v{prev} -> v{ev['version']} "
+            prev = f"v{ev['previous_champion']}" if ev["previous_champion"] else "none"
+            click.echo(f"{ev['name']}: champion {prev} -> v{ev['version']} "
                        f"({'forced: ' + ev['reason'] if ev['forced'] else 'gate passed'})")
