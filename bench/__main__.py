@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         mod = importlib.import_module(f"bench.bench_{name}")
         t0 = time.perf_counter()
-        mod.main([]) if mod.main.__code__.co_argcount else mod.main()
+        mod.main([])
         dt = time.perf_counter() - t0
         files = sorted(p.name for p in RESULTS.glob(f"{name}*"))
         lines.append(f"| {name} | {dt:.0f} | {', '.join(files)} |")

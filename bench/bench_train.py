@@ -47,13 +47,13 @@ def train_throughput(rec: str, name: str, grid: int, epochs: int, n: int) -> flo
     return n * epochs / (time.perf_counter() - t)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write JSON + Markdown results."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--grids", default="32,60")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     from ecdflow.records import write_synthetic_records
 
     rows = []
