@@ -36,7 +36,16 @@ TABLE = REPO_ROOT / "data" / "fcc" / "materials.jsonl"
 
 
 def _rss_mb(who: int) -> float:
-    """Max RSS (MB) of this process or of its waited-for children (Linux reports kB)."""
+    """Max RSS (MB) of this process or of its waited-for children (Linux reports kB).
+
+    For this process, VmHWM of /proc/self/status: getrusage's ru_maxrss survives fork+exec,
+    so a worker started by a big parent (``python -m bench`` after the training benchmark)
+    would report the parent's peak instead of its own."""
+    status = Path("/proc/self/status")
+    if who == resource.RUSAGE_SELF and status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(who).ru_maxrss / 1024
 
 
