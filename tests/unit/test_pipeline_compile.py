@@ -67,7 +67,7 @@ def test_every_step_and_every_planned_training_task_is_in_the_yaml(quick, compil
     ir, _, tasks = compiled
     plan = build_plan(quick)
     assert ir["pipelineInfo"]["name"] == "ecd-elastic"
-    assert len(plan) == len(quick.targets) * len(quick.models.enabled) * 2  # cv-0 + loeo-Cs
+    assert len(plan) == len(quick.targets) * len(quick.models.enabled) * 3  # cv-0, cv-1, loeo-Cs
     expected = {"start", "preprocess", "validate", "evaluate", "external-validation",
                 "register"} | {r.task_name for r in plan}
     assert expected <= set(tasks)
@@ -233,7 +233,7 @@ def test_learning_rate_scale_multiplies_every_model_rate(quick):
 def test_cli_compile_writes_the_yaml(tmp_path, capsys):
     out = tmp_path / "p.yaml"
     assert run_main(cli, ["pipeline", "compile", "--out", str(out)]) == 0
-    assert "20 training tasks" in capsys.readouterr().out
+    assert "30 training tasks" in capsys.readouterr().out  # 5 models x 2 targets x 3 splits
     assert _load(out)[0]["pipelineInfo"]["name"] == "ecd-elastic"
 
 
