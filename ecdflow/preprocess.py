@@ -120,7 +120,7 @@ def material_ecd(
         if path is None:
             raise InputError(mid, f"no CHGCAR ({mid}.CHGCAR or {mid}/CHGCAR) in {chgcar_dir}")
         with tempfile.TemporaryDirectory() as tmp:
-            structure, rho = read_chgcar(_local_copy(path, tmp), elements=row.get("elements"))
+            structure, rho = read_chgcar(_local_copy(path, tmp), elements=species_order(row))
         ecd = to_model_grid(structure, rho, grid)
         prov = {"ecd_source": "chgcar", "chgcar": path.rsplit("/", 1)[-1]}
     else:
@@ -269,6 +269,19 @@ def pipeline_options(runner: str, direct_running_mode: str, direct_num_workers: 
     flags = list(s3_args_from_env()) + list(extra_pipeline_args)
     return PipelineOptions(flags=flags, runner=runner, direct_running_mode=direct_running_mode,
                            direct_num_workers=int(direct_num_workers), save_main_session=False)
+
+
+def species_order(row: dict) -> list[str] | None:
+    """Element symbols in the order the row's structure lists them (order of first appearance
+    in ``numbers``), which is the species order of its POSCAR/VASP 4 CHGCAR; None when the row
+    has no structure (read_chgcar then uses a POSCAR beside the file or its comment line).
+    The table's ``elements`` field is sorted alphabetically and cannot serve for this."""
+    numbers = row.get("numbers")
+    if not numbers:
+        return None
+    from pymatgen.core import Element
+
+    return [Element.from_Z(int(z)).symbol for z in dict.fromkeys(numbers)]
 
 
 def local_runner(runner: str):

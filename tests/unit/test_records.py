@@ -138,3 +138,11 @@ def test_missing_manifest_is_input_error(tmp_path: Path):
 
     with pytest.raises(InputError, match="manifest"):
         R.read_manifest(str(tmp_path))
+
+
+def test_chgcar_species_order_follows_the_structure_not_the_sorted_elements():
+    from ecdflow.preprocess import species_order
+
+    row = {"elements": ["Cl", "Na"], "numbers": [11, 11, 17, 17]}
+    assert species_order(row) == ["Na", "Cl"]
+    assert species_order({"elements": ["Cl", "Na"]}) is None
