@@ -163,10 +163,11 @@ def _standard_fast(structure, tol: float = 1e-4):
                for p in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))):
         return None
     u0 = np.mod(structure.cart_coords / a, 1.0)
-    # snap special positions (multiples of 1/8: 4a, 4b, 8c, 24d, ...) to exact values, as
-    # spglib's symmetrised positions are; exact phases keep the density bitwise reproducible
+    # snap float noise off special positions (multiples of 1/8: 4a, 4b, 8c, ...), as spglib's
+    # symmetrised positions are exact: exact phases keep the density bitwise reproducible.
+    # Free parameters (24e x near 1/4) differ from k/8 by far more than 1e-9 and stay.
     eighths = np.round(u0 * 8.0)
-    u0 = np.mod(np.where(np.abs(u0 * 8.0 - eighths) < 8.0 * tol, eighths / 8.0, u0), 1.0)
+    u0 = np.mod(np.where(np.abs(u0 - eighths / 8.0) < 1e-9, eighths / 8.0, u0), 1.0)
     frac = np.mod((u0[:, None, :] + _FCC_SHIFTS[None, :, :]).reshape(-1, 3), 1.0)
     z = np.repeat([site.specie.Z for site in structure], 4)
     for op in _m3m_operations():
