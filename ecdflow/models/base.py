@@ -86,6 +86,17 @@ def out_size(size: int, kernel: int, stride: int) -> int:
     return -(-size // stride)
 
 
+def conv_pool_stack(x: Any, grid: int, filters: Sequence[int],
+                    kernel_strides: Sequence[tuple[int, int]], conv: Any, pool: Any) -> Any:
+    """Strided ReLU convolutions (``conv``: Conv2D or Conv3D) then a 2-wide max pool
+    (``pool``), each "valid" where its kernel fits the remaining edge and "same" otherwise."""
+    size = grid
+    for f, (k, s) in zip(filters, kernel_strides, strict=True):
+        x = conv(f, k, strides=s, padding=conv_padding(size, k), activation="relu")(x)
+        size = out_size(size, k, s)
+    return pool(2, padding=conv_padding(size, 2))(x)
+
+
 def dense_stack(x: Any, widths: Sequence[int]) -> Any:
     """ReLU Dense layers of the given widths; the last is named "penultimate" (the fusion
     model cuts its pre-trained parts there)."""

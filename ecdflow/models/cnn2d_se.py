@@ -18,10 +18,9 @@ from ecdflow.models.base import (
     InputStats,
     ModelConfig,
     ModelSpec,
-    conv_padding,
+    conv_pool_stack,
     dense_stack,
     ecd_input,
-    out_size,
     output_head,
 )
 
@@ -54,12 +53,8 @@ def _branch(x: Any, grid: int, cfg: CNN2DSEConfig, view: str) -> Any:
     w = keras.layers.Dense(cfg.se_channels, activation="sigmoid", name=f"se_up_{view}")(w)
     w = keras.layers.Reshape((1, 1, cfg.se_channels))(w)
     x = keras.layers.Multiply(name=f"se_scale_{view}")([h, w])
-    size = grid
-    for filters, (k, s) in zip(cfg.filters, [(6, 6), (5, 2)], strict=True):
-        x = keras.layers.Conv2D(filters, k, strides=s, padding=conv_padding(size, k),
-                                activation="relu")(x)
-        size = out_size(size, k, s)
-    x = keras.layers.MaxPooling2D(2, padding=conv_padding(size, 2))(x)
+    x = conv_pool_stack(x, grid, cfg.filters, [(6, 6), (5, 2)], keras.layers.Conv2D,
+                        keras.layers.MaxPooling2D)
     return keras.layers.Flatten()(x)
 
 

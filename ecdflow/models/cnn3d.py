@@ -18,10 +18,9 @@ from ecdflow.models.base import (
     ModelConfig,
     ModelSpec,
     adam,
-    conv_padding,
+    conv_pool_stack,
     dense_stack,
     ecd_input,
-    out_size,
     output_head,
 )
 
@@ -41,12 +40,8 @@ def build(cfg: CNN3DConfig, grid: int, stats: InputStats | None = None,
 
     stats = stats or InputStats()
     inp, x = ecd_input(grid, stats)
-    size = grid
-    for filters, (k, s) in zip(cfg.filters, [(5, 5), (4, 4)], strict=True):
-        x = keras.layers.Conv3D(filters, k, strides=s, padding=conv_padding(size, k),
-                                activation="relu")(x)
-        size = out_size(size, k, s)
-    x = keras.layers.MaxPooling3D(2, padding=conv_padding(size, 2))(x)
+    x = conv_pool_stack(x, grid, cfg.filters, [(5, 5), (4, 4)], keras.layers.Conv3D,
+                        keras.layers.MaxPooling3D)
     x = keras.layers.Flatten()(x)
     x = dense_stack(x, cfg.dense)
     return keras.Model({"ecd": inp}, output_head(x, stats), name="cnn3d")
