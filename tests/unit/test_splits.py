@@ -66,7 +66,7 @@ def test_save_load_roundtrip_and_cache_by_data_hash(index_df, tmp_path):
 
 def test_split_names_honour_folds_and_present_elements(index_df):
     settings = load_settings(profile="quick")
-    assert split_names(settings, index_df) == ["cv-0", "loeo-Cs"]
+    assert split_names(settings, index_df) == ["cv-0", "cv-1", "loeo-Cs"]
     settings = load_settings(overrides={"splits": {"folds": None, "loeo_elements": ["K", "Xe"]}})
     assert split_names(settings, index_df) == [f"cv-{k}" for k in range(5)] + ["loeo-K"]
     settings = load_settings(overrides={"splits": {"folds": [7]}})
