@@ -13,7 +13,7 @@ python3 -m ecdflow.labelling.dcdft > /tmp/lab/dcdft-in.jsonl
 timeout "$T" python3 -m ecdflow.labelling.sevennet /tmp/lab/dcdft-in.jsonl /tmp/lab/dcdft.jsonl --device cuda > /tmp/lab/log-dcdft.txt 2>&1 &
 for i in $(seq 0 $((W-1))); do
   timeout "$T" python3 -m ecdflow.labelling.sevennet data/fcc/candidates.jsonl /tmp/lab/labels-$i.jsonl \
-    --device cuda --shard "$i/$W" > /tmp/lab/log-$i.txt 2>&1 &
+    --device cuda --shard "$i/$W" --shuffle --skip data/fcc/labels/sevennet-*.jsonl > /tmp/lab/log-$i.txt 2>&1 &
 done
 sleep 60; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv; wc -l /tmp/lab/labels-*.jsonl | tail -1
 wait
