@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
+
+from bench import RESULTS, machine
 
 MODULES = ["ecd", "records", "train", "beam", "e2e"]
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    """What the figures were measured on."""
-    return {"python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "platform": platform.platform()}
 
 
 def main(argv: list[str]) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -29,9 +28,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import machine, write_results
 from ecdflow.config import REPO_ROOT
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TABLE = REPO_ROOT / "data" / "fcc" / "materials.jsonl"
 
 
@@ -216,17 +215,13 @@ def main(argv: list[str] | None = None) -> dict:
         "pipeline_growth_ratio_5x_vs_1x": None,
         "MB_per_example": round(small["MB_written"] / max(small["written"], 1), 3),
         "pipeline_growth_MB": growth,
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_at_start": [round(x, 2) for x in load0],
-                    "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine(loadavg_at_start=[round(x, 2) for x in load0],
+                           loadavg_at_end=[round(x, 2) for x in os.getloadavg()]),
     }
     g1, g5 = growth["1x"], growth[f"{a.repeat}x"]
     res["pipeline_growth_ratio_5x_vs_1x"] = round(g5 / g1, 2) if g1 > 0 else None
     res["note"] = _note(res)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "beam.json").write_text(json.dumps(res, indent=1) + "\n")
-    (RESULTS / "beam.md").write_text(_markdown(res))
+    write_results("beam", res, _markdown(res))
     print(_markdown(res))
     return res
 

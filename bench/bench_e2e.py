@@ -15,17 +15,14 @@ default, which parses an existing log and writes nothing when there is none).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import re
 import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bench import machine, write_results
 from ecdflow.config import REPO_ROOT
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_LOG = "/tmp/makerun.log"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STAMP = r"^(\d\d:\d\d:\d\d\.\d+) - INFO - "
@@ -154,11 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     res = parse_log(log.read_text(errors="replace"))
     res["log"] = str(log)
-    res["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                      "python": platform.python_version()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "e2e.json").write_text(json.dumps(res, indent=1) + "\n")
-    (RESULTS / "e2e.md").write_text(_markdown(res))
+    res["machine"] = machine()
+    write_results("e2e", res, _markdown(res))
     print(_markdown(res))
     return res
 

@@ -14,15 +14,13 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
+from bench import machine, write_results
 from ecdflow.config import REPO_ROOT
 from ecdflow.data.table import load_materials, structure_of
 from ecdflow.density import density_realspace, procrystal_density
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _rate(structures: list, grid: int) -> float:
@@ -57,14 +55,10 @@ def main(argv: list[str] | None = None) -> dict:
         "naive_realspace_60^3": {"materials": len(small), "materials_per_s": round(naive_rate, 4),
                                  "fft_materials_per_s_same": round(fft_small, 2),
                                  "speedup": round(fft_small / naive_rate, 1)},
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    "numpy": np.__version__},
+        "machine": machine(numpy=np.__version__),
         "note": ("2 shared cores; timings include the cube standardisation (spglib-free for "
                  "cube-aligned primitive fcc cells, spglib otherwise)."),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ecd.json").write_text(json.dumps(result, indent=1) + "\n")
     n = result["naive_realspace_60^3"]
     md = ["# Procrystal ECD speed", "",
           f"{len(structures)} materials from data/fcc/materials.jsonl ({min(atoms)}-{max(atoms)} "
@@ -75,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     md += ["", f"Naive real-space sum over periodic images at 60^3 ({n['materials']} smallest "
            f"cells): {n['materials_per_s']} materials/s vs {n['fft_materials_per_s_same']} "
            f"with the FFT on the same materials: **{n['speedup']}x**.", ""]
-    (RESULTS / "ecd.md").write_text("\n".join(md))
+    write_results("ecd", result, "\n".join(md))
     print(json.dumps(result, indent=1))
     return result
 

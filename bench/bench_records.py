@@ -15,9 +15,7 @@ end to end at 60^3 with the configured default codec/dtype.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -25,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import machine, write_results
 from ecdflow import records as R
 from ecdflow.config import REPO_ROOT, load_settings
 
-RESULTS = Path(__file__).resolve().parent / "results"
 GRID = 60
 CODECS = ("", "GZIP", "ZLIB")
 DTYPES = ("float32", "float16")
@@ -150,12 +148,9 @@ def main(argv: list[str] | None = None) -> dict:
         "choice": "compression none + float16: half the bytes of float32 and the fastest "
                   "write and read; ZLIB would save another ~6x in bytes at 10-20x slower "
                   "writes and slower uncached reads (see docs/data_pipeline.md).",
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                    "platform": platform.platform()},
+        "machine": machine(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "records_format.json").write_text(json.dumps(res, indent=2) + "\n")
-    (RESULTS / "records_format.md").write_text(_markdown(res))
+    write_results("records_format", res, _markdown(res))
     print(_markdown(res))
     return res
 

@@ -5,14 +5,12 @@ results in ``bench/results/train.json`` and ``train.md``."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import write_results
 
 
 def input_throughput(rec: str, inputs: tuple[str, ...], epochs: int) -> float:
@@ -72,14 +70,12 @@ def main(argv: list[str] | None = None) -> None:
             "epochs": a.epochs, "batch_size": 32, "records_dtype": "float16",
             "note": "cnn2d_se at width_scale 1/16 (quick profile); fusion: parts frozen, "
             "head trains; tf.data: the cached pipeline after a warm-up epoch"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = ["# Training vs input-pipeline throughput (CPU)", "", f"{meta}", "",
              "| model | grid | train samples/s | tf.data samples/s | ratio |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['grid']} | {r['train_samples_s']} | {r['input_samples_s']} "
               f"| {r['input_over_train']} |" for r in rows]
-    (RESULTS / "train.md").write_text("\n".join(lines) + "\n")
+    write_results("train", {"meta": meta, "rows": rows}, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
