@@ -19,6 +19,18 @@ from dataclasses import dataclass
 ALKALI = ["Li", "Na", "K", "Rb", "Cs"]
 HALOGEN = ["F", "Cl", "Br", "I"]
 CHALCOGEN = ["O", "S", "Se", "Te"]
+FOCUS = ALKALI + ["F", "Cl", "Br", "In", "Tl", "Sc"]
+"""The elements most frequent in the paper's FCC2170 set, whose leave-one-element-out test
+sets the benchmark must make large (150-400 materials each)."""
+PARTNERS = [
+    "H", "Li", "Be", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "K",
+    "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se",
+    "Br", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb",
+    "Te", "I", "Cs", "Ba", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb",
+    "Bi",
+]
+"""Every stable, non-lanthanide, non-actinide, non-noble-gas element: the broad pool of the
+``*-sub`` families (each candidate also holds one FOCUS element)."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +56,17 @@ class Family:
     lattice_guess: Callable[[dict[str, str]], tuple[float, float]]
     distinct_roles: bool = True
     """Roles must hold different elements (True for compounds)."""
+    require: tuple[str, ...] = ()
+    """When set, every assignment holds at least one of these elements."""
 
     def assignments(self) -> Iterator[dict[str, str]]:
         """All role -> element assignments allowed by the pools, in a fixed order."""
         roles = list(self.pools)
+        need = set(self.require)
         for combo in itertools.product(*(self.pools[r] for r in roles)):
             if self.distinct_roles and len(set(combo)) < len(combo):
+                continue
+            if need and not need.intersection(combo):
                 continue
             yield dict(zip(roles, combo, strict=True))
 
@@ -194,6 +211,18 @@ FAMILIES: dict[str, Family] = {
              "X": ["F", "Cl", "Br", "I"]},
             _a_elpasolite,
         ),
+        # Broad substitutions around the paper's frequent elements: the cheap (2-4 atom)
+        # prototypes with any partner element, each candidate holding >= 1 FOCUS element.
+        Family("rocksalt-sub", (SiteSpec("A", "4a"), SiteSpec("X", "4b")),
+               {"A": PARTNERS, "X": PARTNERS}, _a_rocksalt_covalent, require=tuple(FOCUS)),
+        Family("fluorite-sub", (SiteSpec("A", "4a"), SiteSpec("X", "8c")),
+               {"A": PARTNERS, "X": PARTNERS}, _a_intermetallic, require=tuple(FOCUS)),
+        Family("d03-sub", (SiteSpec("A", "4b"), SiteSpec("A", "8c"), SiteSpec("B", "4a")),
+               {"A": PARTNERS, "B": PARTNERS}, _a_intermetallic, require=tuple(FOCUS)),
+        Family("full-heusler-sub",
+               (SiteSpec("X", "8c"), SiteSpec("Y", "4a"), SiteSpec("Z", "4b")),
+               {"X": PARTNERS, "Y": PARTNERS, "Z": PARTNERS}, _a_intermetallic,
+               require=tuple(FOCUS)),
     ]
 }
 

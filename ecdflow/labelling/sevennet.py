@@ -10,6 +10,8 @@ Protocol (see data/fcc/DATA_CARD.md):
    the cube axes), relax the ions at fixed cell, read the stress;
 3. central differences: C11 = dS_xx/de_xx, C12 = mean(dS_yy, dS_zz)/de_xx, C44 = dS_yz/dg_yz;
 4. Voigt-Reuss-Hill averages for cubic symmetry; Born stability C11-C12>0, C11+2C12>0, C44>0.
+   The shear pair runs first: a row with C44 <= 0 is written as ``born_unstable`` with C11,
+   C12, K_VRH and G_VRH null (the normal-strain pair is skipped).
 
 Input: JSON lines with material_id, cell (Å), numbers, positions (Cartesian Å).
 Output: JSON lines, one per material, appended as soon as it is done; a rerun skips ids
@@ -77,6 +79,10 @@ def _strained_stress(atoms0, calc, eps: np.ndarray, fmax: float, steps: int) -> 
     return atoms.get_stress(voigt=True)
 
 
+def _num(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
 def label_one(rec: dict, calc, strain: float, fmax: float, max_steps: int) -> dict:
     """Relax one structure and compute its cubic elastic constants and VRH moduli (GPa)."""
     from ase.constraints import FixSymmetry
@@ -100,20 +106,25 @@ def label_one(rec: dict, calc, strain: float, fmax: float, max_steps: int) -> di
     exx[0, 0] = strain
     gyz = np.zeros((3, 3))
     gyz[1, 2] = gyz[2, 1] = strain / 2.0
-    sp, sm = stress(exx), stress(-exx)
-    c11 = (sp[0] - sm[0]) / (2 * strain) * EV_A3_TO_GPA
-    c12 = 0.5 * ((sp[1] - sm[1]) + (sp[2] - sm[2])) / (2 * strain) * EV_A3_TO_GPA
+    # Shear first: most Born-unstable substitutions have C44 <= 0, and then the two
+    # normal-strain relaxations (half the strain work) are skipped.
     tp, tm = stress(gyz), stress(-gyz)
     c44 = (tp[3] - tm[3]) / (2 * strain) * EV_A3_TO_GPA
-    k, g = vrh_cubic(c11, c12, c44)
+    c11 = c12 = k = g = None
+    if c44 > 0:
+        sp, sm = stress(exx), stress(-exx)
+        c11 = (sp[0] - sm[0]) / (2 * strain) * EV_A3_TO_GPA
+        c12 = 0.5 * ((sp[1] - sm[1]) + (sp[2] - sm[2])) / (2 * strain) * EV_A3_TO_GPA
+        k, g = vrh_cubic(c11, c12, c44)
+    stable = c11 is not None and born_stable(c11, c12, c44)
     vol = relaxed.get_volume()
     return {
         "material_id": rec["material_id"],
-        "status": "ok" if born_stable(c11, c12, c44) else "born_unstable",
+        "status": "ok" if stable else "born_unstable",
         "relax_converged": bool(converged),
         "relax_steps": int(opt.nsteps),
-        "C11": float(c11), "C12": float(c12), "C44": float(c44),
-        "K_VRH": float(k), "G_VRH": float(g),
+        "C11": _num(c11), "C12": _num(c12), "C44": float(c44),
+        "K_VRH": _num(k), "G_VRH": _num(g),
         "energy_per_atom_eV": e_pa,
         "volume_A3": float(vol),
         "cell": relaxed.cell.array.tolist(),

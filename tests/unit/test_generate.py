@@ -23,3 +23,16 @@ def test_record_round_trips_to_structure():
     s = structure_of(rec)
     assert s.composition.reduced_formula == rec["formula"]
     assert abs(s.volume - c.structure.volume) < 1e-6
+
+
+def test_sub_families_hold_a_focus_element_and_keep_earlier_families_unchanged():
+    from ecdflow.data.prototypes import FOCUS
+
+    base = generate(seed=3, quotas={"rocksalt-ionic": 4})
+    more = generate(seed=3, quotas={"rocksalt-ionic": 4, "rocksalt-sub": 6})
+    assert [c.material_id for c in more[:4]] == [c.material_id for c in base]
+    sub = more[4:]
+    assert len(sub) == 6 and all(c.family == "rocksalt-sub" for c in sub)
+    for c in sub:
+        assert {site.specie.symbol for site in c.structure} & set(FOCUS)
+        assert is_fm3m(c.structure)
