@@ -11,6 +11,7 @@ import click
 
 from ecdflow.cli.common import settings
 from ecdflow.config import REPO_ROOT
+from ecdflow.data.merge import QUICK_SIZE
 from ecdflow.errors import EcdflowError, InputError
 
 DATA_DIR = REPO_ROOT / "data" / "fcc"
@@ -85,13 +86,17 @@ def label_cmd(candidates: Path, device: str, limit: int, out: Path | None) -> No
               default=DATA_DIR / "labels", show_default=True,
               help="Folder of sevennet-*.jsonl label files.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Materials table (default: paths.materials from params.yaml).")
+              help="Materials table (default: data/fcc/materials.jsonl).")
+@click.option("--quick-size", type=int, default=QUICK_SIZE, show_default=True,
+              help="Also write a seeded subset of this many rows next to the table "
+                   "(materials-quick.jsonl, the quick profile's table; 0: skip).")
 @click.pass_context
-def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path | None) -> None:
+def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path | None,
+              quick_size: int) -> None:
     """Merge Born-stable, converged labels with the candidates into the materials table."""
-    from ecdflow.data.merge import merge_labels
+    from ecdflow.data.merge import merge_labels, write_subset
 
-    out = out or settings(ctx).path(settings(ctx).paths.materials)
+    out = out or DATA_DIR / "materials.jsonl"
     files = _label_files(labels_dir)
     if not files:
         raise InputError(str(labels_dir), "no sevennet-*.jsonl label files")
@@ -99,6 +104,10 @@ def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path 
         raise InputError(str(candidates), "no such candidates file")
     counts = merge_labels(candidates, files, out)
     click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f" -> {out}")
+    if quick_size:
+        quick = out.with_name(out.stem + "-quick" + out.suffix)
+        n = write_subset(out, quick, quick_size, seed=settings(ctx).seed)
+        click.echo(f"quick subset: {n} rows -> {quick}")
 
 
 @data.command("build")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +13,9 @@ labelling failure (e.g. a relaxation that ran away), not physics."""
 
 EXTERNAL_REFERENCES = Path(__file__).resolve().parents[2] / "data/references/dcdft_fcc.jsonl"
 """Materials kept out of the benchmark so the external check (ecdflow.external) stays unseen."""
+
+QUICK_SIZE = 500
+"""Rows of the quick profile's seeded subset (data/fcc/materials-quick.jsonl)."""
 
 PROVENANCE_KEYS = ("potential", "sevenn_version", "torch_version", "strain", "fmax_eV_A",
                    "max_steps", "seed", "device")
@@ -76,3 +80,21 @@ def merge_labels(candidates: Path, label_files: list[Path], out: Path,
             fh.write(json.dumps(kept[mid]) + "\n")
     counts["written"] = len(kept)
     return counts
+
+
+def write_subset(table: Path, out: Path, size: int, seed: int = 0) -> int:
+    """Write a seeded subset of ``size`` rows of ``table`` to ``out``; returns rows written.
+
+    A row's rank is the sha256 of ``"<seed>:<material_id>"``, so the choice does not depend on
+    row order, and a grown table keeps most of the earlier subset. Rows stay sorted by id.
+    The quick profile trains on this subset so that ``make run`` fits in minutes on 2 cores.
+    """
+    rows = list(_rows(table))
+
+    def rank(r: dict) -> str:
+        return hashlib.sha256(f"{seed}:{r['material_id']}".encode()).hexdigest()
+
+    keep = sorted(sorted(rows, key=rank)[:size], key=lambda r: r["material_id"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    return len(keep)

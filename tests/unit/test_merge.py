@@ -39,3 +39,19 @@ def test_keeps_only_plausible_converged_stable_rows(tmp_path: Path):
     assert rows[0]["elements"] == ["Cl", "Na"] and rows[0]["potential"] == "7net-l3i5"
     assert counts == {"ok": 1, "born_unstable": 1, "implausible": 1, "unconverged": 1,
                       "external_reference": 1, "written": 1}
+
+
+def test_quick_subset_is_seeded_sorted_and_stable_when_the_table_grows(tmp_path: Path):
+    from ecdflow.data.merge import write_subset
+
+    rows = [{"material_id": f"x:{i:03d}"} for i in range(200)]
+    table = _write(tmp_path / "m.jsonl", rows)
+    n = write_subset(table, tmp_path / "q.jsonl", 50, seed=1)
+    first = [json.loads(x)["material_id"] for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert n == 50 and first == sorted(first) and len(set(first)) == 50
+    write_subset(table, tmp_path / "q2.jsonl", 50, seed=2)
+    assert (tmp_path / "q2.jsonl").read_text() != (tmp_path / "q.jsonl").read_text()
+    grown = _write(tmp_path / "g.jsonl", rows + [{"material_id": f"y:{i}"} for i in range(20)])
+    write_subset(grown, tmp_path / "q3.jsonl", 50, seed=1)
+    again = {json.loads(x)["material_id"] for x in (tmp_path / "q3.jsonl").read_text().splitlines()}
+    assert len(again & set(first)) >= 40   # new rows displace only a few earlier picks
