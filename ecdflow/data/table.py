@@ -24,7 +24,7 @@ TARGETS = ("K_VRH", "G_VRH")
 STRUCTURE_KEYS = ("cell", "numbers", "positions")
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     """Raw rows of a JSONL or CSV file; a malformed JSON line becomes an ``_error`` row."""
     if path.suffix.lower() == ".csv":
         try:
@@ -107,6 +107,37 @@ def check_row(row: dict) -> str | None:
     return problem
 
 
+def split_duplicates(rows: list[dict], where: str) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """Number the rows (1-based) and set aside repeated ids: the first row of an id is kept.
+
+    Returns ``([(row_number, row), ...], quarantine entries)``; entries name ``<where>:<row>``.
+    The only whole-table check, so the per-row checks (``check_row``) can run in parallel.
+    """
+    q = Quarantine(name=f"table {Path(where).name}")
+    kept: list[tuple[int, dict]] = []
+    seen: set[str] = set()
+    for i, row in enumerate(rows, start=1):
+        item = row.get("material_id")
+        if item not in (None, "") and "_error" not in row:
+            if str(item) in seen:
+                q.add(str(item), f"{where}:{i}", f"duplicate id: {item} already seen")
+                continue
+            seen.add(str(item))
+        kept.append((i, row))
+    return kept, q.entries
+
+
+def clean_row(row: dict, number: int) -> dict:
+    """A checked row, normalised: reduced ``formula``, ``elements`` filled from it, targets
+    as floats in GPa (NaN when absent) and the 1-based file ``row`` number."""
+    comp = parse_formula(str(row["formula"]))
+    row = dict(row, formula=comp.reduced_formula, row=number)
+    row.setdefault("elements", sorted(el.symbol for el in comp.elements))
+    for t in TARGETS:
+        row[t] = float(row[t]) if row.get(t) is not None else float("nan")
+    return row
+
+
 def load_materials(path: str | Path) -> tuple[pd.DataFrame, Quarantine]:
     """Read a materials table and split it into good rows and a Quarantine of bad ones.
 
@@ -124,24 +155,15 @@ def load_materials(path: str | Path) -> tuple[pd.DataFrame, Quarantine]:
     if not path.is_file():
         raise InputError(str(path), "no such materials table")
     quarantine = Quarantine(name=f"table {path.name}")
+    numbered, duplicates = split_duplicates(read_rows(path), str(path))
+    quarantine.entries.extend(duplicates)
     good: list[dict] = []
-    seen: set[str] = set()
-    for i, row in enumerate(_read_rows(path), start=1):
-        where = f"{path}:{i}"
-        item = str(row.get("material_id", f"row {i}"))
+    for i, row in numbered:
         problem = check_row(row)
-        if problem is None and item in seen:
-            problem = f"duplicate id: {item} already seen"
         if problem is not None:
-            quarantine.add(item, where, problem)
+            quarantine.add(str(row.get("material_id", f"row {i}")), f"{path}:{i}", problem)
             continue
-        seen.add(item)
-        comp = parse_formula(str(row["formula"]))
-        row = dict(row, formula=comp.reduced_formula, row=i)
-        row.setdefault("elements", sorted(el.symbol for el in comp.elements))
-        for t in TARGETS:
-            row[t] = float(row[t]) if row.get(t) is not None else float("nan")
-        good.append(row)
+        good.append(clean_row(row, i))
     df = pd.DataFrame(good)
     if df.empty:
         df = pd.DataFrame(columns=["material_id", "formula", "elements", *TARGETS])
