@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "n": a.n,
             "epochs": a.epochs, "batch_size": 32, "records_dtype": "float16",
             "note": f"epochs of {a.n} samples; cnn2d_se at width_scale 1/16 (quick "
-            "profile); fusion: parts frozen, head trains; tf.data: the cached pipeline after a warm-up epoch"}
+            "profile); fusion: parts frozen, head trains; tf.data: the cached pipeline "
+            "after a warm-up epoch"}
     lines = ["# Training vs input-pipeline throughput (CPU)", "", f"{meta}", "",
              "| model | grid | train samples/s | tf.data samples/s | ratio |",
              "|---|---|---|---|---|"]
