@@ -90,6 +90,24 @@ def worker(table: str, grid: int, mode: str, workers: int, out: str, work: str) 
             "peak_rss_children_MB": round(_rss_mb(resource.RUSAGE_CHILDREN), 1)}
 
 
+def _poll_tree_rss(proc: subprocess.Popen, every_s: float = 0.25) -> dict:
+    """Wait for ``proc``, sampling the RSS of it and all its descendants (Beam's SDK workers
+    included); returns the peak of the largest single process and of the tree's sum (MB)."""
+    import psutil
+
+    top, total = 0.0, 0.0
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            rss = [p.memory_info().rss for p in [root, *root.children(recursive=True)]]
+        except psutil.Error:
+            rss = []
+        if rss:
+            top, total = max(top, max(rss) / 1e6), max(total, sum(rss) / 1e6)
+        time.sleep(every_s)
+    return {"sampled_max_process_rss_MB": round(top, 1), "sampled_tree_rss_MB": round(total, 1)}
+
+
 def _measure(table: Path, grid: int, mode: str, workers: int, tmp: Path, tag: str) -> dict:
     """Run ``worker`` in a fresh interpreter and return its JSON line."""
     out = tmp / f"out-{tag}"
@@ -98,12 +116,17 @@ def _measure(table: Path, grid: int, mode: str, workers: int, tmp: Path, tag: st
            "--work", str(tmp / "work")]
     env = dict(os.environ, **dict.fromkeys(ONE_THREAD, "1"))
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, check=False,
-                          env=env)
+    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True, cwd=REPO_ROOT,
+                                env=env)
+        tree_peak = _poll_tree_rss(proc)
+        wall = round(time.perf_counter() - t0, 2)
+        out_f.seek(0)
+        err_f.seek(0)
+        stdout, stderr = out_f.read(), err_f.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{tag} failed:\n{proc.stderr[-3000:]}")
-    wall = round(time.perf_counter() - t0, 2)
-    res = json.loads(proc.stdout.strip().splitlines()[-1]) | {"wall_s": wall}
+        raise RuntimeError(f"{tag} failed:\n{stderr[-3000:]}")
+    res = json.loads(stdout.strip().splitlines()[-1]) | {"wall_s": wall, **tree_peak}
     shutil.rmtree(out, ignore_errors=True)
     print(f"bench beam {tag}: {wall} s wall, {res['seconds']} s pipeline, "
           f"{res['materials_per_s']} materials/s, "
@@ -146,8 +169,11 @@ def _markdown(r: dict) -> str:
         "RSS after imports MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for x in (small, big, multi):
-        rss = max(x["peak_rss_MB"], x["peak_rss_children_MB"]) if x is multi else x["peak_rss_MB"]
+    for x in (small, big, multi, r["scale_run"]):
+        if x is None:
+            continue
+        rss = (x["peak_rss_MB"] if x["mode"] == "in_memory"
+               else x["sampled_max_process_rss_MB"])
         md.append(f"| {x['tag']} | {x['rows']} | {x['wall_s']} | {x['seconds']} | "
                   f"{x['materials_per_s']} | "
                   f"{x['MB_per_s']} | {rss} | {x['rss_after_imports_MB']} |")
@@ -158,7 +184,7 @@ def _markdown(r: dict) -> str:
         f"matminer in the driver for `in_memory`, in each worker for `multi_processing`): "
         f"**{r['speedup_2_workers']}x** (target >= 1.6x); same data_hash: "
         f"{r['same_data_hash']}. For `multi_processing` the peak RSS is the largest single "
-        "process (driver or a worker).",
+        "process (driver or a worker, sampled every 0.25 s).",
         f"- Best end-to-end rate: **{r['best_materials_per_s']} materials/s** (target >= 10).",
         f"- Peak RSS at {r['repeat']}x the table vs 1x (in_memory, one process, "
         f"{r['MB_per_example']} MB per written example): "
@@ -167,8 +193,16 @@ def _markdown(r: dict) -> str:
         f"{r['pipeline_growth_MB']['1x']} MB at 1x, "
         f"{r['pipeline_growth_MB'][str(r['repeat']) + 'x']} MB at {r['repeat']}x "
         f"(**{r['pipeline_growth_ratio_5x_vs_1x']}x**).",
-        "",
     ]
+    sc = r["scale_run"]
+    if sc:
+        md.append(f"- Scale run: {sc['rows']} materials with 2 workers in {sc['wall_s']} s wall "
+                  f"({sc['materials_per_s']} materials/s, {sc['MB_written']} MB written, "
+                  f"largest process RSS {sc['sampled_max_process_rss_MB']} MB and all "
+                  f"processes {sc['sampled_tree_rss_MB']} MB (sampled every 0.25 s) vs "
+                  f"{multi['sampled_max_process_rss_MB']} / {multi['sampled_tree_rss_MB']} MB "
+                  f"at {multi['rows']}).")
+    md.append("")
     if r.get("note"):
         md += [r["note"], ""]
     return "\n".join(md)
@@ -179,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--grid", type=int, default=60, help="ECD grid of every run")
     p.add_argument("--repeat", type=int, default=5, help="dataset multiple (memory, scaling)")
+    p.add_argument("--scale", type=int, default=10000,
+                   help="also run this many materials (table repeated) with 2 workers (0: skip)")
     p.add_argument("--worker", metavar="TABLE", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="in_memory", help=argparse.SUPPRESS)
     p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -207,6 +243,12 @@ def main(argv: list[str] | None = None) -> dict:
         big = _measure(t5, a.grid, "in_memory", 1, tmp, f"in_memory_1_{a.repeat}x")
         multi = _measure(t5, a.grid, "multi_processing", 2, tmp,
                          f"multi_processing_2_{a.repeat}x")
+        scale = None
+        if a.scale:
+            k = -(-a.scale // len(lines))
+            tk = _repeated_table(lines, k, tmp / f"materials-x{k}.jsonl")
+            scale = _measure(tk, a.grid, "multi_processing", 2, tmp,
+                             f"multi_processing_2_x{k}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     growth = {"1x": round(small["peak_rss_MB"] - small["rss_after_imports_MB"], 1),
@@ -216,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
         "table": str(table.relative_to(REPO_ROOT)), "grid": a.grid, "repeat": a.repeat,
         "records": f"{rc.num_shards} shards, compression {rc.compression or 'none'}, {rc.dtype}",
         "in_memory_1_1x": small, "in_memory_1_5x": big, "multi_processing_2_5x": multi,
+        "scale_run": scale,
         "speedup_2_workers": round(big["wall_s"] / multi["wall_s"], 2),
         "same_data_hash": big["data_hash"] == multi["data_hash"],
         "best_materials_per_s": max(x["materials_per_s"] for x in (small, big, multi)),
