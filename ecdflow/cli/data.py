@@ -94,6 +94,7 @@ def label_cmd(candidates: Path, device: str, limit: int, out: Path | None) -> No
 def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path | None,
               quick_size: int) -> None:
     """Merge Born-stable, converged labels with the candidates into the materials table."""
+    from ecdflow.data.card import counts_block, refresh_card
     from ecdflow.data.merge import merge_labels, write_subset
 
     out = out or DATA_DIR / "materials.jsonl"
@@ -108,6 +109,9 @@ def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path 
         quick = out.with_name(out.stem + "-quick" + out.suffix)
         n = write_subset(out, quick, quick_size, seed=settings(ctx).seed)
         click.echo(f"quick subset: {n} rows -> {quick}")
+    card = out.parent / "DATA_CARD.md"
+    if card.is_file() and refresh_card(card, counts_block(candidates, files, out)):
+        click.echo(f"counts refreshed in {card}")
 
 
 @data.command("build")
