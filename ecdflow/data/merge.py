@@ -18,7 +18,7 @@ QUICK_SIZE = 500
 """Rows of the quick profile's seeded subset (data/fcc/materials-quick.jsonl)."""
 
 PROVENANCE_KEYS = ("potential", "sevenn_version", "torch_version", "strain", "fmax_eV_A",
-                   "max_steps", "seed", "device")
+                   "max_steps", "max_strain_steps", "seed", "device")
 
 
 def _rows(path: Path) -> Iterable[dict]:
@@ -72,6 +72,9 @@ def merge_labels(candidates: Path, label_files: list[Path], out: Path,
                 "cell": r["cell"], "numbers": r["numbers"], "positions": r["positions"],
                 **{k: r[k] for k in ("C11", "C12", "C44", "K_VRH", "G_VRH")},
                 **{k: r.get(k) for k in PROVENANCE_KEYS},
+                # rows labelled before the cap was recorded used max(max_steps // 3, 20)
+                "max_strain_steps": r.get("max_strain_steps",
+                                          max(int(r.get("max_steps") or 150) // 3, 20)),
             }
             kept[row["material_id"]] = row
     out.parent.mkdir(parents=True, exist_ok=True)
