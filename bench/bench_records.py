@@ -1,7 +1,7 @@
 """Benchmark: TFRecord codec x storage dtype at 60^3 (size, write and read throughput), and
 the Beam preprocessing rate.
 
-Run: ``python -m bench.bench_records [--n 64] [--preprocess-n 32]``. Writes
+Run: ``python -m bench.bench_records [--n 512] [--preprocess-n 32]``. Writes
 bench/results/records_format.json and records_format.md.
 
 Examples hold real procrystal densities of the first 16 materials of
@@ -131,7 +131,8 @@ def _markdown(res: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and write its JSON and Markdown results."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=64, help="examples per codec/dtype")
+    p.add_argument("--n", type=int, default=512,
+                   help="examples per codec/dtype (16 batches: an epoch, not start-up)")
     p.add_argument("--distinct", type=int, default=16, help="distinct materials")
     p.add_argument("--preprocess-n", type=int, default=32, help="0 skips the Beam timing")
     a = p.parse_args(argv)
