@@ -1,0 +1,102 @@
+"""Benchmark: tf.data reading of TFRecords from a local S3 server vs local files.
+
+Run: ``python -m bench.bench_s3 [--n 512] [--grid 60]``. Writes bench/results/s3.json and
+s3.md.
+
+The same ``--n`` synthetic examples (float16, uncompressed, 4 shards, the default record
+format) are read with ``ecdflow.records.make_dataset`` (batch 32, no cache, best of 3 full
+passes) from a local folder and from ``s3://`` on a moto S3 server on 127.0.0.1 (signed HTTP
+requests through tensorflow-io's S3 file system). Each read runs in its own subprocess,
+because a process that read s3:// through tensorflow-io must leave with ``os._exit``
+(STACK.md). The ratio S3 / local is what the object-store protocol costs on one machine; a
+real S3 or MinIO over a network adds its latency and bandwidth limits on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import machine, write_results
+from ecdflow.config import REPO_ROOT
+
+BUCKET = "ecdflow-bench"
+
+
+def read_rate(records: str, passes: int = 3) -> dict:
+    """Best samples/s and MB/s over ``passes`` uncached passes of ``records`` (any URI)."""
+    from ecdflow import records as R
+
+    man = R.read_manifest(records)
+    nbytes = sum(int(s.get("bytes", 0)) for s in man.get("shard_info", [])) or None
+    best, n = 0.0, 0
+    for _ in range(passes):
+        ds = R.make_dataset(records, target="K_VRH", batch_size=32, cache=False)
+        t0 = time.perf_counter()
+        n = sum(int(f["material_id"].shape[0]) for f, _ in ds)
+        best = max(best, n / (time.perf_counter() - t0))
+    return {"samples": n, "samples_per_s": round(best, 1), "bytes": nbytes}
+
+
+def _reader(records: str, env: dict[str, str]) -> dict:
+    """``read_rate`` in a fresh interpreter (exits with os._exit after printing JSON)."""
+    code = ("import json, os, sys\nfrom bench.bench_s3 import read_rate\n"
+            "print(json.dumps(read_rate(sys.argv[1])))\nsys.stdout.flush()\nos._exit(0)\n")
+    proc = subprocess.run([sys.executable, "-c", code, records], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=os.environ | env | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+                          timeout=600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"reading {records} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark and write its JSON and Markdown results."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=512, help="examples (16 batches of 32)")
+    p.add_argument("--grid", type=int, default=60)
+    a = p.parse_args(argv)
+    from ecdflow.records import write_synthetic_records
+    from ecdflow.testing import local_s3_server, upload_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "records"
+        write_synthetic_records(str(local), a.n, a.grid, 0, dtype="float16", num_shards=4)
+        size = sum(p.stat().st_size for p in local.iterdir() if p.name.startswith("part-"))
+        with local_s3_server(BUCKET) as env:
+            upload_dir(env, local, BUCKET, "records")
+            here = _reader(str(local), {})
+            remote = _reader(f"s3://{BUCKET}/records", env)
+    mb = size / 1e6
+    res = {
+        "benchmark": "tf.data read, local files vs local S3 (moto), uncached",
+        "n": a.n, "grid": a.grid, "records": "float16, uncompressed, 4 shards",
+        "MB": round(mb, 1),
+        "local": here | {"MB_per_s": round(mb / (a.n / here["samples_per_s"]), 1)},
+        "s3": remote | {"MB_per_s": round(mb / (a.n / remote["samples_per_s"]), 1)},
+        "s3_over_local": round(remote["samples_per_s"] / here["samples_per_s"], 2),
+        "machine": machine(),
+    }
+    md = ["# tf.data reading: local files vs a local S3 server", "",
+          f"{a.n} synthetic examples at {a.grid}^3 ({res['records']}, {res['MB']} MB), "
+          "`make_dataset` (batch 32, no cache, best of 3 passes), one subprocess per source; "
+          f"S3 = moto on 127.0.0.1 through tensorflow-io; machine: "
+          f"{res['machine']['cpu_count']} cores, {res['machine']['platform']}.", "",
+          "| source | samples/s | MB/s |", "|---|---|---|",
+          f"| local files | {here['samples_per_s']} | {res['local']['MB_per_s']} |",
+          f"| s3:// (local moto server) | {remote['samples_per_s']} | {res['s3']['MB_per_s']} |",
+          "", f"S3 / local: **{res['s3_over_local']}x** (the protocol's cost on one machine; "
+          "a networked object store adds latency and bandwidth limits).", ""]
+    write_results("s3", res, "\n".join(md))
+    print("\n".join(md))
+    return res
+
+
+if __name__ == "__main__":
+    main()
