@@ -39,12 +39,26 @@ def demo_settings(tmp: Path, **registry) -> Settings:
 
 
 def demo_rows(n: int = N_MATERIALS) -> list[dict]:
-    """The first ``n`` committed materials with sane moduli, excluding fcc elements (so the
-    external references stay unseen), plus Cu (seen: tests the de-duplication)."""
+    """``n - 1`` committed materials with sane moduli, excluding fcc elements (so the external
+    references stay unseen), plus Cu (seen: tests the de-duplication).
+
+    Deterministic and spread over the table: four Cs compounds first (the quick profile's
+    leave-one-element-out split needs a test set), then the families in turn (round robin
+    over each family's rows in id order)."""
     rows = [json.loads(ln) for ln in (REPO_ROOT / "data/fcc/materials.jsonl").read_text()
             .splitlines() if ln.strip()]
-    sane = [r for r in rows if 0 < r["K_VRH"] < 600 and 0 < r["G_VRH"] < 600]
-    keep = [r for r in sane if r["family"] != "fcc-element"][: n - 1]
+    sane = [r for r in rows if 0 < r["K_VRH"] < 600 and 0 < r["G_VRH"] < 600
+            and r["family"] != "fcc-element"]
+    keep = [r for r in sane if "Cs" in r["elements"]][:4]
+    families: dict[str, list[dict]] = {}
+    for r in sane:
+        if r not in keep:
+            families.setdefault(r["family"], []).append(r)
+    queues = [families[f] for f in sorted(families)]
+    while len(keep) < n - 1 and any(queues):
+        for q in queues:
+            if q and len(keep) < n - 1:
+                keep.append(q.pop(0))
     return keep + [_copper_row()]
 
 
