@@ -44,7 +44,7 @@ def _materials(n_distinct: int) -> list[tuple[dict, np.ndarray, np.ndarray]]:
             for r, m in zip(rows, mags, strict=True)]
 
 
-def _read_rate(d: str, passes: int = 3, cache: bool = False) -> float:
+def read_rate(d: str, passes: int = 3, cache: bool = False) -> float:
     """Best samples/s over ``passes`` full passes (with ``cache``: passes after the first)."""
     best = 0.0
     ds = R.make_dataset(d, target="K_VRH", batch_size=32, cache=cache)
@@ -79,8 +79,8 @@ def bench_codec(items, n: int, codec: str, dtype: str, tmp: str) -> dict:
         "encode_examples_per_s": round(n / t_enc, 1),
         "write_examples_per_s": round(n / t_write, 1),
         "write_MB_per_s": round(size / t_write / 1e6, 1),
-        "read_samples_per_s": round(_read_rate(d), 1),
-        "read_cached_samples_per_s": round(_read_rate(d, cache=True), 1),
+        "read_samples_per_s": round(read_rate(d), 1),
+        "read_cached_samples_per_s": round(read_rate(d, cache=True), 1),
     }
     shutil.rmtree(d, ignore_errors=True)
     return out

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench import machine, write_results
@@ -29,24 +28,10 @@ from ecdflow.config import REPO_ROOT
 BUCKET = "ecdflow-bench"
 
 
-def read_rate(records: str, passes: int = 3) -> dict:
-    """Best samples/s and MB/s over ``passes`` uncached passes of ``records`` (any URI)."""
-    from ecdflow import records as R
-
-    man = R.read_manifest(records)
-    nbytes = sum(int(s.get("bytes", 0)) for s in man.get("shard_info", [])) or None
-    best, n = 0.0, 0
-    for _ in range(passes):
-        ds = R.make_dataset(records, target="K_VRH", batch_size=32, cache=False)
-        t0 = time.perf_counter()
-        n = sum(int(f["material_id"].shape[0]) for f, _ in ds)
-        best = max(best, n / (time.perf_counter() - t0))
-    return {"samples": n, "samples_per_s": round(best, 1), "bytes": nbytes}
-
-
-def _reader(records: str, env: dict[str, str]) -> dict:
-    """``read_rate`` in a fresh interpreter (exits with os._exit after printing JSON)."""
-    code = ("import json, os, sys\nfrom bench.bench_s3 import read_rate\n"
+def _reader(records: str, env: dict[str, str]) -> float:
+    """Uncached samples/s of ``records`` (``bench.bench_records.read_rate``) in a fresh
+    interpreter, which leaves with os._exit after printing the figure."""
+    code = ("import json, os, sys\nfrom bench.bench_records import read_rate\n"
             "print(json.dumps(read_rate(sys.argv[1])))\nsys.stdout.flush()\nos._exit(0)\n")
     proc = subprocess.run([sys.executable, "-c", code, records], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=os.environ | env | {"TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -78,9 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "tf.data read, local files vs local S3 (moto), uncached",
         "n": a.n, "grid": a.grid, "records": "float16, uncompressed, 4 shards",
         "MB": round(mb, 1),
-        "local": here | {"MB_per_s": round(mb / (a.n / here["samples_per_s"]), 1)},
-        "s3": remote | {"MB_per_s": round(mb / (a.n / remote["samples_per_s"]), 1)},
-        "s3_over_local": round(remote["samples_per_s"] / here["samples_per_s"], 2),
+        "local": {"samples_per_s": round(here, 1), "MB_per_s": round(mb * here / a.n, 1)},
+        "s3": {"samples_per_s": round(remote, 1), "MB_per_s": round(mb * remote / a.n, 1)},
+        "s3_over_local": round(remote / here, 2),
         "machine": machine(),
     }
     md = ["# tf.data reading: local files vs a local S3 server", "",
@@ -89,8 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"S3 = moto on 127.0.0.1 through tensorflow-io; machine: "
           f"{res['machine']['cpu_count']} cores, {res['machine']['platform']}.", "",
           "| source | samples/s | MB/s |", "|---|---|---|",
-          f"| local files | {here['samples_per_s']} | {res['local']['MB_per_s']} |",
-          f"| s3:// (local moto server) | {remote['samples_per_s']} | {res['s3']['MB_per_s']} |",
+          f"| local files | {res['local']['samples_per_s']} | {res['local']['MB_per_s']} |",
+          f"| s3:// (local moto server) | {res['s3']['samples_per_s']} | {res['s3']['MB_per_s']} |",
           "", f"S3 / local: **{res['s3_over_local']}x** (the protocol's cost on one machine; "
           "a networked object store adds latency and bandwidth limits).", ""]
     write_results("s3", res, "\n".join(md))

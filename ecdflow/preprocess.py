@@ -333,8 +333,6 @@ def _load_rows(materials_path: str, tmp: str) -> tuple[list[tuple[int, dict]], l
     from ecdflow.data.table import read_rows, split_duplicates
 
     local = _local_copy(materials_path, tmp)
-    if "://" not in materials_path and not Path(local).is_file():
-        raise InputError(materials_path, "no such materials table")
     return split_duplicates(read_rows(Path(local)), materials_path)
 
 
@@ -388,7 +386,7 @@ def run_preprocess(
     t0 = time.perf_counter()
     materials_path = str(materials_path or settings.path(settings.paths.materials))
     out_dir = str(out_dir or settings.path(settings.paths.records_dir)).rstrip("/")
-    if "://" not in materials_path and not Path(materials_path).exists():
+    if "://" not in materials_path and not Path(materials_path).is_file():
         raise InputError(materials_path, "no such materials table")
     if chgcar_dir and "://" not in str(chgcar_dir) and not Path(chgcar_dir).is_dir():
         raise InputError(str(chgcar_dir), "no such CHGCAR directory")

@@ -6,7 +6,6 @@ from an actual S3 endpoint (HTTP, signed requests) without any network access.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -73,8 +72,3 @@ def upload_dir(env: dict[str, str], local_dir: str | Path, bucket: str, prefix: 
             client.upload_file(str(p), bucket, f"{prefix}/{p.name}")
             sent += p.stat().st_size
     return sent
-
-
-def with_env(env: dict[str, str]) -> dict[str, str]:
-    """``os.environ`` plus ``env`` (for subprocesses that read s3://)."""
-    return dict(os.environ) | env

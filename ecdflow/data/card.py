@@ -5,24 +5,16 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 from ecdflow.config import PAPER_LOEO_ELEMENTS
+from ecdflow.data.merge import iter_jsonl
 
 START, END = "<!-- counts:start -->", "<!-- counts:end -->"
 """Markers around the generated block; everything outside them is hand-written."""
-
-
-def _rows(path: Path) -> Iterable[dict]:
-    for line in path.read_text().splitlines():
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            continue
 
 
 def _family(material_id: str) -> str:
@@ -38,20 +30,20 @@ def counts_block(candidates: Path, label_files: list[Path], table: Path,
                  loeo_target: tuple[int, int] = (150, 400)) -> str:
     """Markdown of the current counts: candidates, labelling status and yield per family,
     table rows per family and per leave-one-element-out element."""
-    cand = Counter(_family(r["material_id"]) for r in _rows(candidates))
+    cand = Counter(_family(r["material_id"]) for r in iter_jsonl(candidates))
     status: Counter = Counter()
     tried: Counter = Counter()
     stable: Counter = Counter()
     seen: set[str] = set()
     for f in label_files:
-        for r in _rows(f):
+        for r in iter_jsonl(f):
             if r.get("material_id") in seen:
                 continue
             seen.add(r["material_id"])
             status[r.get("status", "failed")] += 1
             tried[_family(r["material_id"])] += 1
             stable[_family(r["material_id"])] += r.get("status") == "ok"
-    rows = list(_rows(table))
+    rows = list(iter_jsonl(table))
     fam = Counter(r["family"] for r in rows)
     elem = Counter(e for r in rows for e in r.get("elements", []))
     lo, hi = loeo_target

@@ -21,7 +21,8 @@ PROVENANCE_KEYS = ("potential", "sevenn_version", "torch_version", "strain", "fm
                    "max_steps", "max_strain_steps", "seed", "device")
 
 
-def _rows(path: Path) -> Iterable[dict]:
+def iter_jsonl(path: Path) -> Iterable[dict]:
+    """Objects of a JSON-lines file; a torn line (interrupted writer) is skipped."""
     for line in path.read_text().splitlines():
         if line.strip():
             try:
@@ -53,12 +54,12 @@ def merge_labels(candidates: Path, label_files: list[Path], out: Path,
     validation never scores materials seen in training.
     Returns counts per labelling status (``written`` for rows kept).
     """
-    cand = {r["material_id"]: r for r in _rows(candidates)}
-    held_out = {r["formula"] for r in _rows(references)} if references else set()
+    cand = {r["material_id"]: r for r in iter_jsonl(candidates)}
+    held_out = {r["formula"] for r in iter_jsonl(references)} if references else set()
     counts: dict[str, int] = {}
     kept: dict[str, dict] = {}
     for f in label_files:
-        for r in _rows(f):
+        for r in iter_jsonl(f):
             c = cand.get(r["material_id"])
             status = _status(r, held_out, c["formula"] if c else None)
             counts[status] = counts.get(status, 0) + 1
@@ -92,7 +93,7 @@ def write_subset(table: Path, out: Path, size: int, seed: int = 0) -> int:
     row order, and a grown table keeps most of the earlier subset. Rows stay sorted by id.
     The quick profile trains on this subset so that ``make run`` fits in minutes on 2 cores.
     """
-    rows = list(_rows(table))
+    rows = list(iter_jsonl(table))
 
     def rank(r: dict) -> str:
         return hashlib.sha256(f"{seed}:{r['material_id']}".encode()).hexdigest()
