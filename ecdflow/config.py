@@ -189,6 +189,33 @@ class PipelineConfig(_Strict):
     """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
 
 
+class PlausibilityConfig(_Strict):
+    """Physical-plausibility gate on labelled rows (ecdflow/validation/plausibility.py).
+
+    Sources: diamond, the stiffest known solid (McSkimin & Andreatch, J. Appl. Phys. 43, 2944
+    (1972): C11 1079, C12 124, C44 578 GPa -> K_VRH 443, G_VRH 535 GPa); covalent radii of
+    Cordero et al., Dalton Trans. 2008, 2832 (pymatgen ``CovalentRadius``)."""
+
+    max_K_GPa: float = Field(443.0, gt=0.0)
+    """K_VRH above diamond's 443 GPa is not physics."""
+    max_G_GPa: float = Field(535.0, gt=0.0)
+    """G_VRH above diamond's 535 GPa is not physics."""
+    max_C_GPa: float = Field(1079.0, gt=0.0)
+    """C11, C12, C44 above diamond's C11 (the largest measured elastic constant), GPa."""
+    poisson_min: float = Field(0.0, ge=-1.0, lt=0.5)
+    """Lowest plausible Voigt-Reuss-Hill Poisson ratio (physical range -1..0.5; nu < 0, i.e.
+    G > 1.5 K, is auxetic: not known for Fm-3m crystals)."""
+    poisson_max: float = Field(0.5, gt=0.0, le=0.5)
+    """Poisson ratio upper bound (exclusive; 0.5 is an incompressible liquid)."""
+    max_C44_over_C11: float = Field(2.0, gt=0.0)
+    """C44 more than twice C11 is implausible."""
+    min_contact_ratio: float = Field(0.70, gt=0.0, lt=1.0)
+    """Shortest interatomic distance / sum of covalent radii below this is a collapsed
+    structure (known antifluorites K2O, Rb2O sit at 0.79-0.80; see docs/data.md)."""
+    marginal_GPa: float = Field(0.5, ge=0.0)
+    """C' = (C11-C12)/2 or C44 below this: a marginally stable row (kept, flagged, counted)."""
+
+
 class Settings(_Strict):
     """All of ecdflow's configuration."""
 
@@ -206,6 +233,7 @@ class Settings(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
 
     def path(self, rel: str) -> Path:
         """Resolve a configured path against the repository root."""

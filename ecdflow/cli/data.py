@@ -95,7 +95,7 @@ def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path 
               quick_size: int) -> None:
     """Merge Born-stable, converged labels with the candidates into the materials table."""
     from ecdflow.data.card import counts_block, refresh_card
-    from ecdflow.data.merge import merge_labels, write_subset
+    from ecdflow.data.merge import QUARANTINE_NAME, merge_labels, write_subset
 
     out = out or DATA_DIR / "materials.jsonl"
     files = _label_files(labels_dir)
@@ -103,15 +103,50 @@ def merge_cmd(ctx: click.Context, candidates: Path, labels_dir: Path, out: Path 
         raise InputError(str(labels_dir), "no sevennet-*.jsonl label files")
     if not candidates.is_file():
         raise InputError(str(candidates), "no such candidates file")
-    counts = merge_labels(candidates, files, out)
+    counts = merge_labels(candidates, files, out, plausibility=settings(ctx).plausibility)
     click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f" -> {out}")
+    if counts.get("quarantined"):
+        click.echo(f"{counts['quarantined']} implausible rows quarantined -> "
+                   f"{out.parent / QUARANTINE_NAME}")
     if quick_size:
         quick = out.with_name(out.stem + "-quick" + out.suffix)
         n = write_subset(out, quick, quick_size, seed=settings(ctx).seed)
         click.echo(f"quick subset: {n} rows -> {quick}")
     card = out.parent / "DATA_CARD.md"
-    if card.is_file() and refresh_card(card, counts_block(candidates, files, out)):
+    if card.is_file() and refresh_card(card, counts_block(
+            candidates, files, out, plausibility=settings(ctx).plausibility)):
         click.echo(f"counts refreshed in {card}")
+
+
+@data.command("card")
+@click.option("--table", type=click.Path(dir_okay=False, path_type=Path),
+              default=DATA_DIR / "materials.jsonl", show_default=True)
+@click.option("--card", "card_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DATA_DIR / "DATA_CARD.md", show_default=True)
+@click.pass_context
+def card_cmd(ctx: click.Context, table: Path, card_path: Path) -> None:
+    """Measure the data card's figures (RF+Magpie CV with/without marginal rows, procrystal
+    limits, labeller vs references) into its figures block and card-figures.json."""
+    from ecdflow.data.card import refresh_card
+    from ecdflow.data.figures import (
+        END,
+        START,
+        card_figures,
+        figures_block,
+        rounded,
+        write_figures,
+    )
+    from ecdflow.data.merge import QUARANTINE_NAME
+
+    if not table.is_file():
+        raise InputError(str(table), "no such materials table")
+    cfg = settings(ctx)
+    fig = rounded(card_figures(table, table.parent / QUARANTINE_NAME, cfg.plausibility,
+                               cache_dir=cfg.work_dir / "data"))
+    out = write_figures(fig, table.parent / "card-figures.json")
+    click.echo(f"figures -> {out}")
+    if card_path.is_file() and refresh_card(card_path, figures_block(fig), START, END):
+        click.echo(f"figures refreshed in {card_path}")
 
 
 @data.command("build")

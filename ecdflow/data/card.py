@@ -27,9 +27,17 @@ def _fmt(c: Counter, keys: Iterable[str] | None = None) -> str:
 
 
 def counts_block(candidates: Path, label_files: list[Path], table: Path,
-                 loeo_target: tuple[int, int] = (150, 400)) -> str:
+                 loeo_target: tuple[int, int] = (150, 400),
+                 quarantine: Path | None = None, plausibility=None) -> str:
     """Markdown of the current counts: candidates, labelling status and yield per family,
-    table rows per family and per leave-one-element-out element."""
+    rows quarantined by the plausibility gate per rule (``quarantine``, default
+    ``quarantine-plausibility.jsonl`` beside ``table``), marginal rows (``plausibility``:
+    ``PlausibilityConfig``, default thresholds), table rows per family and per
+    leave-one-element-out element."""
+    from ecdflow.config import PlausibilityConfig
+    from ecdflow.data.merge import QUARANTINE_NAME
+    from ecdflow.validation.plausibility import RULES, is_marginal
+
     cand = Counter(_family(r["material_id"]) for r in iter_jsonl(candidates))
     status: Counter = Counter()
     tried: Counter = Counter()
@@ -44,6 +52,11 @@ def counts_block(candidates: Path, label_files: list[Path], table: Path,
             tried[_family(r["material_id"])] += 1
             stable[_family(r["material_id"])] += r.get("status") == "ok"
     rows = list(iter_jsonl(table))
+    quarantine = quarantine or table.parent / QUARANTINE_NAME
+    bad = list(iter_jsonl(quarantine)) if quarantine.is_file() else []
+    rules = Counter(rule for r in bad for rule in r.get("failed_rules", []))
+    cfg = plausibility or PlausibilityConfig()
+    marginal = sum(is_marginal(r, cfg) for r in rows)
     fam = Counter(r["family"] for r in rows)
     elem = Counter(e for r in rows for e in r.get("elements", []))
     lo, hi = loeo_target
@@ -57,8 +70,11 @@ def counts_block(candidates: Path, label_files: list[Path], table: Path,
         f"| candidates (`candidates.jsonl`) | {sum(cand.values())} ({_fmt(cand)}) |",
         f"| candidates labelled (`labels/sevennet-*.jsonl`) | {len(seen)} ({_fmt(status)}) |",
         f"| Born-stable / labelled, per family | {yields} |",
-        "| rows in `materials.jsonl` (Born-stable, converged, K and G in (0, 600) GPa, "
+        f"| quarantined by the plausibility gate (`{quarantine.name}`), rows failing each "
+        f"rule (a row may fail several) | {len(bad)} ({_fmt(rules, RULES)}) |",
+        "| rows in `materials.jsonl` (Born-stable, converged, plausible, "
         f"dcdft metals held out) | **{len(rows)}** |",
+        f"| of which marginal (C' or C44 < {cfg.marginal_GPa:g} GPa; kept) | {marginal} |",
         f"| by family | {_fmt(fam)} |",
         f"| materials containing the paper's LOEO elements | "
         f"{_fmt(elem, PAPER_LOEO_ELEMENTS)} |",
@@ -71,13 +87,14 @@ def counts_block(candidates: Path, label_files: list[Path], table: Path,
     return "\n".join(lines)
 
 
-def refresh_card(card: Path, block: str) -> bool:
-    """Replace the text between the markers of ``card`` by ``block``; False when the card
-    has no markers (then it is left untouched)."""
+def refresh_card(card: Path, block: str, start: str = START, end: str = END) -> bool:
+    """Replace the text between the markers ``start`` and ``end`` of ``card`` by ``block``
+    (which carries the markers); False when the card has no markers (then it is left
+    untouched)."""
     text = card.read_text()
-    if START not in text or END not in text:
+    if start not in text or end not in text:
         return False
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
     card.write_text(head + block + tail)
     return True

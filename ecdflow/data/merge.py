@@ -1,4 +1,8 @@
-"""Merge labelling outputs with the candidate structures into the committed materials table."""
+"""Merge labelling outputs with the candidate structures into the committed materials table.
+
+Rows that fail a physical-plausibility rule (``ecdflow.validation.plausibility``) are not
+written to the table but to a quarantine file beside it, each with the rules it failed.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-MAX_MODULUS_GPA = 600.0
-"""Upper bound for K_VRH and G_VRH (diamond: K 443, G 535 GPa); above it a label is a
-labelling failure (e.g. a relaxation that ran away), not physics."""
+from ecdflow.config import PlausibilityConfig
+
+QUARANTINE_NAME = "quarantine-plausibility.jsonl"
+"""Rows that failed the plausibility gate, beside the table (row + ``failed_rules``)."""
 
 EXTERNAL_REFERENCES = Path(__file__).resolve().parents[2] / "data/references/dcdft_fcc.jsonl"
 """Materials kept out of the benchmark so the external check (ecdflow.external) stays unseen."""
@@ -32,13 +37,15 @@ def iter_jsonl(path: Path) -> Iterable[dict]:
 
 
 def _status(r: dict, held_out: set[str], formula: str | None) -> str:
-    """Labelling status, refined: unconverged, implausible and held-out rows are not kept."""
+    """Labelling status, refined: unconverged, non-finite or non-positive (``implausible``) and
+    held-out rows are not kept. Upper bounds are the plausibility gate's (``merge_labels``)."""
     status = r.get("status", "failed")
     if status != "ok":
         return status
     if not r.get("relax_converged", True):
         return "unconverged"
-    if not all(0.0 < r[k] < MAX_MODULUS_GPA for k in ("K_VRH", "G_VRH")):
+    if not all(isinstance(r.get(k), (int, float)) and 0.0 < r[k] < float("inf")
+               for k in ("K_VRH", "G_VRH")):
         return "implausible"
     if formula in held_out:
         return "external_reference"
@@ -46,14 +53,23 @@ def _status(r: dict, held_out: set[str], formula: str | None) -> str:
 
 
 def merge_labels(candidates: Path, label_files: list[Path], out: Path,
-                 references: Path | None = EXTERNAL_REFERENCES) -> dict[str, int]:
+                 references: Path | None = EXTERNAL_REFERENCES,
+                 plausibility: PlausibilityConfig | None = None,
+                 quarantine: Path | None = None) -> dict[str, int]:
     """Write the Born-stable, converged, plausible labelled materials as ``out`` (JSON lines).
 
     The relaxed cell and positions from the labeller replace the candidate's starting guess.
     Formulas of the external reference set (``references``) are left out so that the external
-    validation never scores materials seen in training.
-    Returns counts per labelling status (``written`` for rows kept).
+    validation never scores materials seen in training. Rows failing a plausibility rule
+    (``plausibility``: thresholds, default ``PlausibilityConfig()``) go to ``quarantine``
+    (default ``out``'s folder / ``quarantine-plausibility.jsonl``), each with
+    ``failed_rules``, and are logged one line each.
+    Returns counts per labelling status (``written`` for rows kept, ``quarantined`` for rows
+    failing the gate, ``rule:<name>`` for rows failing each rule).
     """
+    from ecdflow.data.quarantine import Quarantine
+    from ecdflow.validation.plausibility import split_plausible
+
     cand = {r["material_id"]: r for r in iter_jsonl(candidates)}
     held_out = {r["formula"] for r in iter_jsonl(references)} if references else set()
     counts: dict[str, int] = {}
@@ -78,11 +94,19 @@ def merge_labels(candidates: Path, label_files: list[Path], out: Path,
                                           max(int(r.get("max_steps") or 150) // 3, 20)),
             }
             kept[row["material_id"]] = row
+    good, bad = split_plausible((kept[mid] for mid in sorted(kept)),
+                                plausibility or PlausibilityConfig())
+    q = Quarantine("plausibility")
+    for r in bad:
+        q.add(r["material_id"], str(out), "implausible: " + ", ".join(r["failed_rules"]))
+        for rule in r["failed_rules"]:
+            counts[f"rule:{rule}"] = counts.get(f"rule:{rule}", 0) + 1
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as fh:
-        for mid in sorted(kept):
-            fh.write(json.dumps(kept[mid]) + "\n")
-    counts["written"] = len(kept)
+    out.write_text("".join(json.dumps(r) + "\n" for r in good))
+    quarantine = quarantine or out.parent / QUARANTINE_NAME
+    quarantine.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    counts["written"] = len(good)
+    counts["quarantined"] = len(q)
     return counts
 
 

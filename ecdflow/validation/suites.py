@@ -27,9 +27,54 @@ def _meta(why: str, blocking: bool = True) -> dict:
     return {"blocking": blocking, "why": why}
 
 
+def materials_check_frame(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """``materials_frame`` plus one boolean column per plausibility rule
+    (``plausible_<rule>``, ``ecdflow.validation.plausibility``) and ``marginal``."""
+    from ecdflow.validation.frames import materials_frame
+    from ecdflow.validation.plausibility import rule_columns
+
+    frame = materials_frame(table)
+    rows = json.loads(table.to_json(orient="records"))
+    for name, col in rule_columns(rows, settings.plausibility).items():
+        frame[name] = col
+    return frame
+
+
+def plausibility_expectations(settings: Settings) -> list:
+    """One blocking expectation per plausibility rule (column ``plausible_<rule>`` all True;
+    thresholds in ``settings.plausibility``) and a non-blocking one on marginal rows."""
+    import great_expectations.expectations as gxe
+
+    from ecdflow.validation.plausibility import COLUMN_PREFIX
+
+    p = settings.plausibility
+    why = {
+        "max_bulk_modulus": f"plausibility max_bulk_modulus: K_VRH <= {p.max_K_GPa:g} GPa "
+                            "(diamond)",
+        "max_shear_modulus": f"plausibility max_shear_modulus: G_VRH <= {p.max_G_GPa:g} GPa "
+                             "(diamond)",
+        "max_elastic_const": f"plausibility max_elastic_const: C11, C12, C44 <= "
+                             f"{p.max_C_GPa:g} GPa (diamond C11)",
+        "born_stability": "plausibility born_stability: C11-C12 > 0, C11+2C12 > 0, C44 > 0",
+        "poisson_ratio": f"plausibility poisson_ratio: {p.poisson_min:g} <= nu < "
+                         f"{p.poisson_max:g} (nu < 0 <=> G > 1.5 K)",
+        "c44_over_c11": f"plausibility c44_over_c11: C44 <= {p.max_C44_over_C11:g} C11",
+        "short_contact": f"plausibility short_contact: every distance >= "
+                         f"{p.min_contact_ratio:g} x sum of covalent radii (Cordero 2008)",
+    }
+    out = [gxe.ExpectColumnValuesToBeInSet(column=COLUMN_PREFIX + rule, value_set=[True],
+                                           meta=_meta(text)) for rule, text in why.items()]
+    out.append(gxe.ExpectColumnValuesToBeInSet(
+        column="marginal", value_set=[False],
+        meta=_meta(f"marginal rows: C' or C44 < {p.marginal_GPa:g} GPa (kept; warning only)",
+                   blocking=False)))
+    return out
+
+
 def materials_expectations(settings: Settings) -> list:
     """The materials suite: ids unique, formulas parse, no f-block, Fm-3m, moduli in range,
-    K > 0, Born-stable, enough rows."""
+    K > 0, enough rows, and the plausibility rules (Born stability among them) on the columns
+    of ``materials_check_frame``."""
     import great_expectations.expectations as gxe
 
     v = settings.validation
@@ -49,10 +94,9 @@ def materials_expectations(settings: Settings) -> list:
                                           strict_min=True, meta=_meta(f"0 < K_VRH <= {top} GPa")),
         gxe.ExpectColumnValuesToBeBetween(column="G_VRH", min_value=0.0, max_value=top,
                                           strict_min=True, meta=_meta(f"0 < G_VRH <= {top} GPa")),
-        gxe.ExpectColumnValuesToBeInSet(column="born_stable", value_set=[True],
-                                        meta=_meta("cubic Born stability")),
         gxe.ExpectColumnValuesToBeInSet(column="has_label", value_set=[True],
                                         meta=_meta("a finite K_VRH or G_VRH")),
+        *plausibility_expectations(settings),
     ]
 
 
@@ -196,7 +240,7 @@ def run_validation(
         with failed material ids, data_hash of the records, Data Docs path.
     """
     from ecdflow.records import read_manifest
-    from ecdflow.validation.frames import materials_frame, read_raw_table, records_frame
+    from ecdflow.validation.frames import read_raw_table, records_frame
 
     materials_path = str(materials_path or settings.path(settings.paths.materials))
     records_dir = str(records_dir or settings.path(settings.paths.records_dir))
@@ -207,7 +251,7 @@ def run_validation(
              manifest["data_hash"][:19])
     ctx = _context(out)
     suites = {
-        "materials": validate_frame(ctx, "materials", materials_frame(table),
+        "materials": validate_frame(ctx, "materials", materials_check_frame(table, settings),
                                     materials_expectations(settings)),
         "records": validate_frame(ctx, "records", records_frame(records_dir, table),
                                   records_expectations(settings, int(manifest["count"]))),

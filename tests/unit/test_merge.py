@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 
-from ecdflow.data.merge import merge_labels
+import pytest
+
+from ecdflow.data.merge import QUARANTINE_NAME, merge_labels
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -37,8 +39,35 @@ def test_keeps_only_plausible_converged_stable_rows(tmp_path: Path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["material_id"] for r in rows] == ["rs:NaCl"]
     assert rows[0]["elements"] == ["Cl", "Na"] and rows[0]["potential"] == "7net-l3i5"
-    assert counts == {"ok": 1, "born_unstable": 1, "implausible": 1, "unconverged": 1,
-                      "external_reference": 1, "written": 1}
+    assert counts == {"ok": 2, "born_unstable": 1, "unconverged": 1, "external_reference": 1,
+                      "written": 1, "quarantined": 1, "rule:max_bulk_modulus": 1}
+    bad = [json.loads(x) for x in (tmp_path / QUARANTINE_NAME).read_text().splitlines()]
+    assert [(r["material_id"], r["failed_rules"]) for r in bad] == [
+        ("rs:LiF", ["max_bulk_modulus"])]
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"K_VRH": 450.0, "G_VRH": 300.0}, "max_bulk_modulus"),
+    ({"K_VRH": 400.0, "G_VRH": 540.0}, "max_shear_modulus"),
+    ({"C11": 1100.0}, "max_elastic_const"),
+    ({"C12": 90.0}, "born_stability"),
+    ({"G_VRH": 80.0}, "poisson_ratio"),
+    ({"C44": 170.0}, "c44_over_c11"),
+    ({"cell": [[0, 1.5, 1.5], [1.5, 0, 1.5], [1.5, 1.5, 0]], "positions": [[0, 0, 0],
+                                                                     [1.5, 1.5, 1.5]]},
+     "short_contact"),
+])
+def test_merge_quarantines_each_implausible_row_with_its_rule(tmp_path: Path, change, rule):
+    cands = _write(tmp_path / "c.jsonl", [
+        {"material_id": f"rs:{m}", "formula": m, "family": "rocksalt-ionic"}
+        for m in ["NaCl", "KCl"]])
+    labels = _write(tmp_path / "l.jsonl", [_label("rs:NaCl"), _label("rs:KCl", **change)])
+    out, q = tmp_path / "m.jsonl", tmp_path / "q.jsonl"
+    counts = merge_labels(cands, [labels], out, references=None, quarantine=q)
+    assert [json.loads(x)["material_id"] for x in out.read_text().splitlines()] == ["rs:NaCl"]
+    bad = [json.loads(x) for x in q.read_text().splitlines()]
+    assert [(r["material_id"], r["failed_rules"]) for r in bad] == [("rs:KCl", [rule])]
+    assert counts["quarantined"] == 1 and counts[f"rule:{rule}"] == 1
 
 
 def test_quick_subset_is_seeded_sorted_and_stable_when_the_table_grows(tmp_path: Path):

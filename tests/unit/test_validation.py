@@ -12,9 +12,10 @@ import pytest
 from ecdflow import records as R
 from ecdflow.config import load_settings
 from ecdflow.errors import ValidationFailed
-from ecdflow.validation.frames import materials_frame, records_frame
+from ecdflow.validation.frames import records_frame
 from ecdflow.validation.suites import (
     _context,
+    materials_check_frame,
     materials_expectations,
     records_expectations,
     run_validation,
@@ -75,26 +76,29 @@ def test_materials_suite_flags_each_bad_row(tmp_path: Path, rows, settings):
     tetra = np.array(rows[3]["cell"]) @ np.diag([1.0, 1.0, 1.2])
     bad.append(dict(rows[3], material_id="tetra", cell=tetra.tolist()))
     res = validate_frame(_context(tmp_path / "gx"), "materials",
-                         materials_frame(pd.DataFrame(bad)), materials_expectations(settings))
+                         materials_check_frame(pd.DataFrame(bad), settings),
+                         materials_expectations(settings))
     failed = _failed(res)
     assert not res["success"]
     assert failed[("expect_column_values_to_be_unique", "material_id")] == [rows[0]["material_id"]]
     assert failed[("expect_column_values_to_be_in_set", "f_block")] == ["lanth"]
     assert failed[("expect_column_values_to_be_between", "K_VRH")] == ["negK"]
     assert failed[("expect_column_values_to_be_between", "G_VRH")] == ["huge"]
-    assert failed[("expect_column_values_to_be_in_set", "born_stable")] == ["unstable"]
+    assert failed[("expect_column_values_to_be_in_set", "plausible_born_stability")] == [
+        "unstable"]
     assert failed[("expect_column_values_to_be_in_set", "has_label")] == ["nolabel"]
     assert failed[("expect_column_values_to_be_in_set", "formula_parses")] == ["noparse"]
     assert failed[("expect_column_values_to_be_in_set", "spacegroup")] == ["tetra"]
     good = validate_frame(_context(tmp_path / "gx"), "materials",
-                          materials_frame(pd.DataFrame(rows)), materials_expectations(settings))
+                          materials_check_frame(pd.DataFrame(rows), settings),
+                          materials_expectations(settings))
     assert good["success"], _failed(good)
 
 
 def test_row_count_minimum(tmp_path: Path, rows):
     s = load_settings(overrides={"validation": {"min_rows": 10}})
     res = validate_frame(_context(tmp_path / "gx"), "materials",
-                         materials_frame(pd.DataFrame(rows)), materials_expectations(s))
+                         materials_check_frame(pd.DataFrame(rows), s), materials_expectations(s))
     assert ("expect_table_row_count_to_be_between", None) in _failed(res)
 
 
