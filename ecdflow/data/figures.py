@@ -187,11 +187,37 @@ def label_checks(check: Path = DCDFT_CHECK) -> dict:
     }
 
 
+def labelling_stats(label_files: list[Path]) -> dict:
+    """From the raw labeller output: the 99th percentile of BFGS steps of the full relaxation
+    over Born-stable (``ok``) rows, and the median wall time per material on a CPU by atoms
+    in the primitive cell (s; one thread per labeller process)."""
+    steps, secs = [], {}
+    for f in label_files:
+        for r in iter_jsonl(f):
+            if r.get("status") == "ok" and r.get("relax_steps") is not None:
+                steps.append(int(r["relax_steps"]))
+            if r.get("device") == "cpu" and r.get("seconds") and r.get("numbers"):
+                secs.setdefault(len(r["numbers"]), []).append(float(r["seconds"]))
+    return {"ok_rows": len(steps),
+            "relax_steps_p99": float(np.percentile(steps, 99)) if steps else math.nan,
+            "cpu_seconds_median_by_atoms": {str(k): float(np.median(v))
+                                            for k, v in sorted(secs.items())},
+            "cpu_rows_by_atoms": {str(k): len(v) for k, v in sorted(secs.items())}}
+
+
 def card_figures(table: Path, quarantine: Path, cfg: PlausibilityConfig,
                  cache_dir: Path | None = None) -> dict:
-    """All measured figures of the data card (see the module docstring)."""
-    return {"gate": gate_metrics(table, quarantine, cfg, cache_dir),
-            "procrystal": procrystal_limits(table), "labels": label_checks()}
+    """All measured figures of the data card (see the module docstring); the SCF comparison
+    (``scf-check.json`` beside the table, written by ``python -m ecdflow.data.scf_check``)
+    is copied in when present."""
+    labels = sorted((table.parent / "labels").glob("sevennet-*.jsonl"))
+    scf = table.parent / "scf-check.json"
+    out = {"gate": gate_metrics(table, quarantine, cfg, cache_dir),
+           "procrystal": procrystal_limits(table), "labels": label_checks(),
+           "labelling": labelling_stats(labels)}
+    if scf.is_file():
+        out["scf"] = json.loads(scf.read_text())
+    return out
 
 
 def _f(v: float, nd: int = 1) -> str:
@@ -250,8 +276,26 @@ def figures_block(fig: dict) -> str:
                      f"{v['rho_cation_e_A3']:.4f} |")
     val = p["noble_metals"]["valence"]
     lines += ["", "Valence electrons, procrystal vs VASP PBE PAW: " + ", ".join(
-        f"{m} {v['procrystal']:.0f} vs {v['vasp_paw']}" for m, v in val.items()) + ".", "",
-        END]
+        f"{m} {v['procrystal']:.0f} vs {v['vasp_paw']}" for m, v in val.items()) + "."]
+    if "scf" in fig:
+        c = fig["scf"]
+        st = c["settings"]
+        lines += ["", f"**Procrystal vs self-consistent valence density, NaCl** (pyscf "
+                  f"{st['xc']}, {'/'.join(st['pseudo'].values())} pseudopotentials, "
+                  f"{st['basis']}, {'x'.join(map(str, st['kmesh']))} k-points, a = "
+                  f"{c['a_A']:.3f} Å, {st['grid']}^3 cube; `python -m ecdflow.data.scf_check`): "
+                  f"correlation {c['correlation']:.4f}, relative L1 {c['rel_L1']:.3f}; "
+                  f"electrons in the cube {c['electrons_scf']:.2f} (SCF) vs "
+                  f"{c['electrons_procrystal']:.2f} (procrystal); peak density "
+                  f"{c['rho_max_scf']:.3f} vs {c['rho_max_procrystal']:.3f} e/Å^3."]
+    if "labelling" in fig:
+        lab_s = fig["labelling"]
+        med = lab_s["cpu_seconds_median_by_atoms"]
+        lines += ["", f"**Labelling**: 99% of the {lab_s['ok_rows']} Born-stable labelled "
+                  f"rows relaxed in <= {lab_s['relax_steps_p99']:.0f} BFGS steps; median CPU "
+                  "time per material by atoms in the primitive cell: " + ", ".join(
+                      f"{k} atoms {v:.1f} s" for k, v in med.items()) + "."]
+    lines += ["", END]
     return "\n".join(lines)
 
 
