@@ -79,3 +79,14 @@ def test_card_figures_block_matches_the_committed_figures():
     assert -30 < g["mean"] < -15 and g["min"] < -60
     pairs = fig["procrystal"]["pairs"]
     assert pairs["KCl-RbCl"]["correlation"] > 0.99 > pairs["KCl-KBr"]["correlation"]
+
+
+def test_scf_check_without_pyscf_is_one_line_and_exit_code_1(monkeypatch, capsys):
+    import sys
+
+    from ecdflow.data import scf_check
+
+    monkeypatch.setitem(sys.modules, "pyscf", None)  # import pyscf -> ImportError
+    assert scf_check.main() == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "requirements/dft.txt" in err
