@@ -281,7 +281,8 @@ def figures_block(fig: dict) -> str:
         c = fig["scf"]
         st = c["settings"]
         lines += ["", f"**Procrystal vs self-consistent valence density, NaCl** (pyscf "
-                  f"{st['xc']}, {'/'.join(st['pseudo'].values())} pseudopotentials, "
+                  f"{st['xc']}, pseudopotentials "
+                  f"{', '.join(f'{el} {pp}' for el, pp in st['pseudo'].items())}, "
                   f"{st['basis']}, {'x'.join(map(str, st['kmesh']))} k-points, a = "
                   f"{c['a_A']:.3f} Å, {st['grid']}^3 cube; `python -m ecdflow.data.scf_check`): "
                   f"correlation {c['correlation']:.4f}, relative L1 {c['rel_L1']:.3f}; "

@@ -1,7 +1,7 @@
 """Procrystal vs a self-consistent DFT valence density for rocksalt NaCl (optional pyscf).
 
     pip install -r requirements/dft.txt        # pyscf, not part of the main lock
-    python -m ecdflow.data.scf_check            # -> data/fcc/scf-check.json (~1-2 min, 1 core)
+    python -m ecdflow.data.scf_check            # -> data/fcc/scf-check.json (~3 min CPU)
 
 Periodic Kohn-Sham DFT with pyscf (PBE; GTH pseudopotentials GTH-PBE-q1 for Na and
 GTH-PBE-q7 for Cl, so both densities hold the same 8 valence electrons per formula unit as
