@@ -17,11 +17,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecdflow.errors import ConfigError
+from ecdflow.schema import REGISTERED_MODEL_NAMES, TARGETS, TargetName, is_remote
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
 
-TargetName = Literal["K_VRH", "G_VRH"]
+def project_root() -> Path:
+    """Where relative configured paths resolve: the checkout holding this package (a
+    ``pyproject.toml`` next to it), else, for an installed ecdflow, the working directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd().resolve()
+
+
+REPO_ROOT = project_root()
+PACKAGED_PARAMS = Path(__file__).resolve().parent / "params.yaml"
+"""The repository's params.yaml, shipped in the wheel (a link in the checkout)."""
+DEFAULT_PARAMS = (REPO_ROOT / "params.yaml" if (REPO_ROOT / "params.yaml").is_file()
+                  else PACKAGED_PARAMS)
 PAPER_LOEO_ELEMENTS = ["F", "K", "Rb", "Cs", "Na", "Cl", "In", "Br", "Li", "Sc", "Tl"]
 """The paper's 11 leave-one-element-out elements (FCC2170 frequency order)."""
 
@@ -126,7 +136,7 @@ class RegistryConfig(_Strict):
     """Model registry names and the promotion gate."""
 
     model_names: dict[str, str] = Field(
-        default_factory=lambda: {"K_VRH": "ecdflow-bulk-modulus", "G_VRH": "ecdflow-shear-modulus"}
+        default_factory=lambda: dict(REGISTERED_MODEL_NAMES)
     )
     metric: Literal["rmse", "mae"] = "rmse"
     margin: float = Field(0.0, ge=0.0)
@@ -194,7 +204,7 @@ class Settings(_Strict):
 
     seed: int = 42
     profile: str = "quick"
-    targets: list[TargetName] = Field(default_factory=lambda: ["K_VRH", "G_VRH"])
+    targets: list[TargetName] = Field(default_factory=lambda: list(TARGETS))
     paths: Paths = Field(default_factory=Paths)
     density: DensityConfig = Field(default_factory=DensityConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
@@ -236,7 +246,7 @@ class Settings(_Strict):
     def artifact_root(self) -> str:
         """Artifact location given to experiments created by ecdflow."""
         root = self.mlflow.artifact_root or str(self.work_dir / "mlartifacts")
-        return root if "://" in root else Path(root).resolve().as_uri()
+        return root if is_remote(root) else Path(root).resolve().as_uri()
 
 
 def deep_merge(base: dict, override: dict) -> dict:

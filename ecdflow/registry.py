@@ -5,6 +5,9 @@ One registered model per target (``settings.registry.model_names``). Aliases, no
 - ``challenger``: the latest registered candidate (set by :func:`register_best`);
 - ``champion``: the model users get (moved only by :func:`promote` / :func:`rollback`).
 
+The gate (:func:`gate`) judges a challenger; :func:`bless` (the pipeline's ``gate`` task)
+records that verdict on the version, and :func:`promote` (a human act) reads it.
+
 A version is the *fold ensemble* of the selected model type (every CV fold x repeat model of
 the pipeline run), wrapped in :class:`ecdflow.serve.ModulusEnsemble`: no refit on all data,
 so the registered model is exactly what was evaluated and the fold spread is its uncertainty.
@@ -25,9 +28,10 @@ from typing import Any
 import pandas as pd
 
 from ecdflow import tracking
-from ecdflow.config import Settings, TargetName
+from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError, GateRefused
 from ecdflow.log import get_logger
+from ecdflow.schema import GRID_PARAM, TARGET_ALIASES, TargetName
 
 log = get_logger(__name__)
 
@@ -40,10 +44,10 @@ TAG_BASELINE = "ecdflow.baseline_cv_{metric}_gpa"  # RF+Magpie of the same pipel
 TAG_MEMBERS = "ecdflow.members"  # comma-separated training run ids
 TAG_PREV = "ecdflow.previous_champion"
 TAG_EXTERNAL = "ecdflow.external."  # prefix of external-validation tags (ecdflow.external)
-TARGET_ALIASES = {"bulk": "K_VRH", "k": "K_VRH", "k_vrh": "K_VRH",
-                  "shear": "G_VRH", "g": "G_VRH", "g_vrh": "G_VRH"}
-INPUTS_BY_MODEL = {"rf_magpie": ("magpie",), "cnn_magpie": ("magpie",), "cnn3d": ("ecd",),
-                   "cnn2d_se": ("ecd",), "fusion": ("ecd", "magpie")}
+TAG_GATE = "ecdflow.gate"  # "passed" | "refused": the recorded verdict of the gate
+TAG_GATE_REASON = "ecdflow.gate_reason"  # the one-line reason ("" when passed)
+TAG_GATE_CHAMPION = "ecdflow.gate_champion"  # champion version judged against ("none")
+TAG_GATE_AT = "ecdflow.gate_at"
 PIP_PACKAGES = ("mlflow", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
                 "pymatgen", "matminer", "joblib", "pydantic", "pyyaml")
 
@@ -94,11 +98,9 @@ def _log_target(run, settings: Settings) -> bool:
 
 
 def _grid(run, settings: Settings) -> int:
-    """The density grid a training run used: its params, else the settings."""
-    for key, val in run.data.params.items():
-        if key in ("grid", "density.grid", "density_grid"):
-            return int(float(val))
-    return settings.density.grid
+    """The density grid a training run used: its ``grid`` param, else the settings."""
+    val = run.data.params.get(GRID_PARAM)
+    return int(float(val)) if val is not None else settings.density.grid
 
 
 def export_member(run_id: str, dest: Path) -> Path:
@@ -153,6 +155,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     """
     import mlflow
 
+    from ecdflow.models import get_spec
     from ecdflow.serve import ModulusEnsemble, signature
 
     target = resolve_target(target)
@@ -177,7 +180,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     with tempfile.TemporaryDirectory() as tmp:
         members = [export_member(r.info.run_id, Path(tmp)) for r in runs]
         manifest = {"target": target, "model_type": best,
-                    "inputs": list(_model_inputs(best)), "grid": _grid(runs[0], settings),
+                    "inputs": list(get_spec(best).inputs), GRID_PARAM: _grid(runs[0], settings),
                     "smearing_A": settings.density.smearing_A,
                     "log_target": _log_target(runs[0], settings),
                     "members": [f"member_{i}" for i in range(len(members))]}
@@ -208,16 +211,6 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
         client.set_model_version_tag(name, mv.version, k, v)
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
     return client.get_model_version(name, mv.version)
-
-
-def _model_inputs(model: str) -> tuple[str, ...]:
-    """Named inputs of a model type (from ``ecdflow.models.MODELS`` when available)."""
-    try:
-        from ecdflow.models import MODELS
-
-        return tuple(MODELS[model].inputs)
-    except (ImportError, KeyError, AttributeError):
-        return INPUTS_BY_MODEL.get(model, ("ecd", "magpie"))
 
 
 def _now() -> str:
@@ -297,6 +290,70 @@ def gate(settings: Settings, candidate, champion) -> str:
     return ""
 
 
+def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -> dict:
+    """Judge ``target``'s challenger with :func:`gate` and record the verdict on the version
+    (tags ``ecdflow.gate``, ``ecdflow.gate_reason``, ``ecdflow.gate_champion``,
+    ``ecdflow.gate_at``) and, with a pipeline run, as a ``gate-<target>`` MLflow run (metrics
+    ``gate_passed`` 1/0 and the candidate's, champion's and baseline's CV metric in GPa).
+    Moves no alias: promotion stays a human act (:func:`promote` reads the verdict).
+
+    Returns:
+        name, version, champion ("" if none), passed, reason, metric, candidate_value,
+        champion_value, baseline_value (GPa; NaN where absent).
+
+    Raises:
+        GateRefused: the registered model has no challenger.
+    """
+    import mlflow
+
+    target = resolve_target(target)
+    name = settings.registry.model_names[target]
+    tracking.configure(settings)
+    cand = _alias_version(name, CHALLENGER)
+    if cand is None:
+        raise GateRefused(f"{name} has no '{CHALLENGER}' version: run `ecdflow register` first")
+    champ = _alias_version(name, CHAMPION)
+    reason = gate(settings, cand, champ)
+    metric = settings.registry.metric
+    out = {"name": name, "version": str(cand.version),
+           "champion": str(champ.version) if champ else "", "passed": not reason,
+           "reason": reason, "metric": metric,
+           "candidate_value": _tag_float(cand, TAG_CV.format(metric=metric)),
+           "champion_value": _tag_float(champ, TAG_CV.format(metric=metric)) if champ
+           else math.nan,
+           "baseline_value": _tag_float(cand, TAG_BASELINE.format(metric=metric))}
+    client = _client()
+    for k, v in {TAG_GATE: "passed" if not reason else "refused",
+                 TAG_GATE_REASON: reason[:4000], TAG_GATE_CHAMPION: out["champion"] or "none",
+                 TAG_GATE_AT: _now()}.items():
+        client.set_model_version_tag(name, cand.version, k, v)
+    parent = tracking.find_parent_run(settings, pipeline_run_id) if pipeline_run_id else None
+    if parent:
+        tags = {**tracking.base_tags(settings, pipeline_run_id), tracking.TAG_ROLE: "gate",
+                tracking.TAG_TARGET: target, TAG_GATE: "passed" if not reason else "refused"}
+        with tracking.child_run(settings, parent, f"gate-{target}", tags):
+            mlflow.log_params({"name": name, "version": out["version"],
+                               "champion": out["champion"] or "none", "metric": metric})
+            mlflow.log_metrics({"gate_passed": float(not reason), **{
+                f"{k.removesuffix('_value')}_cv_{metric}_gpa": out[k]
+                for k in ("candidate_value", "champion_value", "baseline_value")
+                if not math.isnan(out[k])}})
+    log.info("gate %s v%s: %s", name, cand.version, reason or "passed")
+    return out
+
+
+def recorded_verdict(candidate, champion) -> str | None:
+    """The gate's recorded reason for ``candidate`` ("" = passed), or None when no verdict is
+    recorded or it was recorded against another champion (then the gate must run again)."""
+    verdict = candidate.tags.get(TAG_GATE)
+    judged = candidate.tags.get(TAG_GATE_CHAMPION)
+    if verdict not in ("passed", "refused") or judged is None:
+        return None
+    if judged != (str(champion.version) if champion is not None else "none"):
+        return None
+    return "" if verdict == "passed" else candidate.tags.get(TAG_GATE_REASON, "refused")
+
+
 def history_path(settings: Settings, name: str) -> Path:
     """JSON history of promotions/rollbacks of one registered model (in the work dir)."""
     return settings.work_dir / "registry" / f"{name}.history.json"
@@ -313,7 +370,9 @@ def _append_history(settings: Settings, name: str, event: dict[str, Any]) -> lis
 
 def promote(settings: Settings, target: str, force: bool = False, reason: str | None = None,
             actor: str | None = None) -> dict:
-    """Move alias ``champion`` to the ``challenger`` through the gate (see :func:`gate`).
+    """Move alias ``champion`` to the ``challenger`` through the gate: the verdict the
+    pipeline's ``gate`` task recorded (:func:`bless`) when it judged against the current
+    champion, else :func:`gate` now.
 
     Args:
         force: skip the gate; needs ``reason``; who/why are recorded as version tags.
@@ -337,7 +396,9 @@ def promote(settings: Settings, target: str, force: bool = False, reason: str | 
     if cand is None:
         raise GateRefused(f"{name} has no '{CHALLENGER}' version: run `ecdflow register` first")
     champ = _alias_version(name, CHAMPION)
-    verdict = gate(settings, cand, champ)
+    verdict = recorded_verdict(cand, champ)
+    if verdict is None:
+        verdict = gate(settings, cand, champ)
     if verdict and not force:
         raise GateRefused(verdict)
     if champ is not None and champ.version == cand.version:

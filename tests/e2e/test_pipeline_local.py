@@ -50,7 +50,8 @@ def tiny(tmp_path: Path, monkeypatch):
 def test_local_run_trains_every_planned_task_and_registers(tiny):
     import mlflow
 
-    from ecdflow.pipeline import build_plan, registered_versions, run_local
+    from ecdflow.kfp.plan import build_plan
+    from ecdflow.kfp.runners import registered_versions, run_local
     from ecdflow.tracking import TAG_MODEL, pipeline_runs
 
     pfile, settings = tiny
@@ -75,7 +76,7 @@ def test_local_run_trains_every_planned_task_and_registers(tiny):
 
 def test_a_failing_validation_stops_the_run_before_training(tiny):
     from ecdflow.errors import EcdflowError
-    from ecdflow.pipeline import run_local
+    from ecdflow.kfp.runners import run_local
     from ecdflow.tracking import configure
 
     pfile, settings = tiny

@@ -1,12 +1,12 @@
-"""KFP component `register`: best model per target into the MLflow registry (gated)."""
+"""KFP component `register`: best model per target into the MLflow registry (as challenger)."""
 
 from kfp import dsl
 
 
 def register(profile: str, params_file: str, overrides: str, pipeline_run_id: str,
              enabled: bool) -> str:
-    """Register (and, if the gate allows, promote) the best models; returns versions (JSON)."""
-    from ecdflow.pipeline import step_register
+    """Register the best model per target as its challenger; returns versions (JSON)."""
+    from ecdflow.kfp.steps import step_register
 
     return step_register(profile, params_file, overrides, pipeline_run_id, enabled)
 

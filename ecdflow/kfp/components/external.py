@@ -6,7 +6,7 @@ from kfp import dsl
 def external(profile: str, params_file: str, overrides: str, pipeline_run_id: str,
              enabled: bool) -> str:
     """Score the run's registered challengers on the references; returns the summary (JSON)."""
-    from ecdflow.pipeline import step_external
+    from ecdflow.kfp.steps import step_external
 
     return step_external(profile, params_file, overrides, pipeline_run_id, enabled)
 

@@ -11,7 +11,7 @@ def start(pipeline_run_id: str, profile: str, params_file: str, materials_path: 
               "StartOutputs", [("run_id", str), ("parent_run_id", str), ("overrides", str),
                                ("data_fingerprint", str)]):
     """Validate the run form's values into config overrides and create the parent run."""
-    from ecdflow.pipeline import step_start
+    from ecdflow.kfp.steps import step_start
 
     return step_start(pipeline_run_id, profile, params_file, materials_path, data_version,
                       epochs, batch_size, patience, lr_scale, seed, experiment, margin)

@@ -5,7 +5,7 @@ from kfp import dsl
 
 def evaluate(profile: str, params_file: str, overrides: str, pipeline_run_id: str) -> str:
     """Evaluate the pipeline run; returns the summary (JSON)."""
-    from ecdflow.pipeline import step_evaluate
+    from ecdflow.kfp.steps import step_evaluate
 
     return step_evaluate(profile, params_file, overrides, pipeline_run_id)
 

@@ -7,7 +7,7 @@ from kfp.dsl import Artifact, Dataset, Input, Output
 def validate(profile: str, params_file: str, overrides: str, records: Input[Dataset],
              data_docs: Output[Artifact]) -> str:
     """Validate the records (Data Docs into ``data_docs``); returns the summary (JSON)."""
-    from ecdflow.pipeline import step_validate
+    from ecdflow.kfp.steps import step_validate
 
     return step_validate(profile, params_file, overrides, records.path, data_docs.path)
 

@@ -8,7 +8,7 @@ def preprocess(profile: str, params_file: str, overrides: str, data_fingerprint:
                records: Output[Dataset]) -> str:
     """Write the records into the output Dataset; returns the manifest (JSON).
     ``data_fingerprint`` only keys the cache (table content, data version, code commit)."""
-    from ecdflow.pipeline import step_preprocess
+    from ecdflow.kfp.steps import step_preprocess
 
     return step_preprocess(profile, params_file, overrides, records.path)
 

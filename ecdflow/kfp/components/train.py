@@ -7,7 +7,7 @@ from kfp.dsl import Dataset, Input
 def train(profile: str, params_file: str, overrides: str, model: str, target: str, split: str,
           records: Input[Dataset], parent_run_id: str, pipeline_run_id: str) -> str:
     """Train and log nested MLflow runs; returns the results (JSON)."""
-    from ecdflow.pipeline import step_train
+    from ecdflow.kfp.steps import step_train
 
     return step_train(profile, params_file, overrides, model, target, split, records.path,
                       parent_run_id, pipeline_run_id)
