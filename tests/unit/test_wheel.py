@@ -3,6 +3,7 @@ KFP wing (ecdflow.kfp), relative paths against the working directory."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,11 @@ COMPILE = ("import sys, ecdflow; from ecdflow.cli import main; "
 
 
 def test_the_wheel_compiles_the_pipeline_outside_the_checkout(tmp_path):
-    dist = tmp_path / "dist"
+    src, dist = tmp_path / "src", tmp_path / "dist"  # a copy: the build leaves the tree clean
+    shutil.copytree(REPO_ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".*", "__pycache__", "build", "dist", "*.egg-info", "data", "tests", "bench", "docs"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(dist), str(REPO_ROOT)], check=True, cwd=tmp_path,
+                    "-q", "-w", str(dist), str(src)], check=True, cwd=tmp_path,
                    capture_output=True, timeout=300)
     wheel = next(dist.glob("ecdflow-*.whl"))
     site = tmp_path / "site"
