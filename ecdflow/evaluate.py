@@ -248,10 +248,9 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
 
 
 def _md_table(df: pd.DataFrame) -> str:
-    d = df.reset_index()
-    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
-    lines += ["| " + " | ".join(map(str, r)) + " |" for r in d.itertuples(index=False)]
-    return "\n".join(lines)
+    from ecdflow.results import markdown_table
+
+    return markdown_table(df.reset_index()).rstrip("\n")
 
 
 def write_report(out_dir: Path, pipeline_run_id: str, tables: dict[str, pd.DataFrame],
@@ -297,7 +296,7 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
     """
     import mlflow
 
-    from ecdflow.train import collect_runs, summarise
+    from ecdflow.results import collect_runs, summarise
 
     runs = [r for r in tracking.pipeline_runs(settings, pipeline_run_id)
             if r.info.status == "FINISHED"]

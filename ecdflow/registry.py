@@ -73,8 +73,8 @@ def _client():
 
 def cv_summary(settings: Settings, pipeline_run_id: str) -> pd.DataFrame:
     """Mean CV metrics per (model, target) of one pipeline run: r2, rmse, mae (GPa), n_runs
-    (``ecdflow.train.summarise`` of the finished training runs)."""
-    from ecdflow.train import collect_runs, summarise
+    (``ecdflow.results.summarise`` of the finished training runs)."""
+    from ecdflow.results import collect_runs, summarise
 
     runs = collect_runs(settings, pipeline_run_id)
     summary = summarise(runs[runs["split_kind"] == "cv"])

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ecdflow.config import REPO_ROOT, Settings
+from ecdflow.schema import RunKey
 
 TAG_ROLE = "ecdflow.role"  # "parent" | "train" | "evaluate" | "external"
 TAG_MODEL = "ecdflow.model"  # rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion
@@ -139,12 +140,13 @@ ARTIFACT_SPLITS = "splits.json"  # the data version's splits, logged to the pare
 ARTIFACT_RESULTS = "results"  # folder of the results tables (markdown + csv) on the parent run
 
 
-def find_train_run(settings: Settings, pipeline_run_id: str, model: str, target: str,
-                   split: str, repeat: int, data_version: str | None = None):
-    """The newest FINISHED training run of one model/target/split/repeat of a pipeline run
-    (optionally of one data version), or None."""
+def find_train_run(settings: Settings, pipeline_run_id: str, key: RunKey,
+                   data_version: str | None = None):
+    """The newest FINISHED training run of one model/target/split/repeat (``key``) of a
+    pipeline run (optionally of one data version), or None."""
     import mlflow
 
+    model, target, split, repeat = key.model, key.target, key.split, key.repeat
     exp_id = configure(settings)
     flt = (f"tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}' and tags.\"{TAG_ROLE}\" = 'train'"
            f" and tags.\"{TAG_MODEL}\" = '{model}' and tags.\"{TAG_TARGET}\" = '{target}'"

@@ -73,10 +73,11 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -
     out = run_local(s, _params_file(ctx), args)
     run_id = out["run_id"]
     click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s")
-    from ecdflow.train import results_table
+    from ecdflow.results import format_tables, results_table
 
     click.echo("\nresults (test metrics in GPa):")
-    results_table(s, run_id)  # prints Table 2 (CV) and Table 3 (LOEO)
+    for name, md in format_tables(results_table(s, run_id)).items():  # Table 2 (CV), 3 (LOEO)
+        click.echo(f"\n{name}\n{md}")
     click.echo("\nregistered versions:")
     versions = registered_versions(s, run_id)
     for v in versions:
