@@ -299,7 +299,7 @@ def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -
 
     Returns:
         name, version, champion ("" if none), passed, reason, metric, candidate_value,
-        champion_value, baseline_value (GPa; NaN where absent).
+        champion_value, baseline_value (GPa; None where absent).
 
     Raises:
         GateRefused: the registered model has no challenger.
@@ -315,13 +315,15 @@ def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -
     champ = _alias_version(name, CHAMPION)
     reason = gate(settings, cand, champ)
     metric = settings.registry.metric
+
+    def value(mv, key: str) -> float | None:  # None, not NaN: the verdict travels as JSON
+        v = _tag_float(mv, key.format(metric=metric)) if mv is not None else math.nan
+        return None if math.isnan(v) else v
+
     out = {"name": name, "version": str(cand.version),
            "champion": str(champ.version) if champ else "", "passed": not reason,
-           "reason": reason, "metric": metric,
-           "candidate_value": _tag_float(cand, TAG_CV.format(metric=metric)),
-           "champion_value": _tag_float(champ, TAG_CV.format(metric=metric)) if champ
-           else math.nan,
-           "baseline_value": _tag_float(cand, TAG_BASELINE.format(metric=metric))}
+           "reason": reason, "metric": metric, "candidate_value": value(cand, TAG_CV),
+           "champion_value": value(champ, TAG_CV), "baseline_value": value(cand, TAG_BASELINE)}
     client = _client()
     for k, v in {TAG_GATE: "passed" if not reason else "refused",
                  TAG_GATE_REASON: reason[:4000], TAG_GATE_CHAMPION: out["champion"] or "none",
@@ -337,7 +339,7 @@ def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -
             mlflow.log_metrics({"gate_passed": float(not reason), **{
                 f"{k.removesuffix('_value')}_cv_{metric}_gpa": out[k]
                 for k in ("candidate_value", "champion_value", "baseline_value")
-                if not math.isnan(out[k])}})
+                if out[k] is not None}})
     log.info("gate %s v%s: %s", name, cand.version, reason or "passed")
     return out
 

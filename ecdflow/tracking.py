@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from ecdflow.config import REPO_ROOT, Settings
 from ecdflow.schema import RunKey
 
-TAG_ROLE = "ecdflow.role"  # "parent" | "train" | "evaluate" | "external"
+TAG_ROLE = "ecdflow.role"  # "parent" | "train" | "evaluate" | "external" | "register" | "gate"
 TAG_MODEL = "ecdflow.model"  # rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion
 TAG_TARGET = "ecdflow.target"  # K_VRH | G_VRH
 TAG_SPLIT = "ecdflow.split"  # e.g. cv-0 .. cv-4, loeo-Cs

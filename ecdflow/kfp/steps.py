@@ -192,6 +192,6 @@ def step_gate(profile: str, params_file: str, overrides: str, pipeline_run_id: s
     if verdict is not None:
         for t, v in out.items():
             verdict.log_metric(f"gate_passed_{t}", 1.0 if v["passed"] else 0.0)
-            if v["candidate_value"] == v["candidate_value"]:  # not NaN
+            if v["candidate_value"] is not None:
                 verdict.log_metric(f"candidate_cv_{v['metric']}_gpa_{t}", v["candidate_value"])
     return json.dumps(out, sort_keys=True, default=str)
