@@ -188,20 +188,18 @@ def max_pool(ecd: np.ndarray, out: int = 10) -> np.ndarray:
 
 
 def _materials(settings: Settings) -> pd.DataFrame:
-    import json
+    from ecdflow.data.table import read_rows
 
-    path = settings.path(settings.paths.materials)
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(read_rows(settings.path(settings.paths.materials)))
 
 
 def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
               max_materials: int = 600) -> list[Path]:
     """t-SNE (seeded) of Magpie features and of 10^3 max-pooled procrystal ECDs of the materials
     table, coloured train/test for each held-out LOEO element (or by K_VRH without LOEO)."""
-    from pymatgen.core import Lattice, Structure
     from sklearn.manifold import TSNE
 
+    from ecdflow.data.table import structure_of
     from ecdflow.density import procrystal_density
     from ecdflow.features import magpie_features
     from ecdflow.plots import _pyplot
@@ -210,8 +208,7 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
     feats, keep = [], []
     for i, r in mats.iterrows():
         try:
-            s = Structure(Lattice(r["cell"]), r["numbers"], r["positions"],
-                          coords_are_cartesian=True)
+            s = structure_of(r)
             feats.append(max_pool(procrystal_density(s, settings.density.grid,
                                                      settings.density.smearing_A)))
             keep.append(i)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ecdflow.errors import InputError
+from ecdflow.schema import MAGPIE_LEN as N_MAGPIE
 
-N_MAGPIE = 132
 CACHE_NAME = "magpie-cache.json"
 EXCLUDED_Z = set(range(57, 72)) | set(range(89, 104))
 

@@ -187,9 +187,9 @@ def fit_keras(build: Callable[[], Any], train_ds: Any, val_ds: Any, *, epochs: i
 def checkpoint_dir(settings: Settings, key: RunKey, data_hash: str, config: dict) -> Path:
     """Checkpoint folder keyed by data hash, model, target, split, repeat and a hash of the
     model config + training settings (a changed config never resumes a stale run)."""
-    key = json.dumps({"model": config, "training": settings.training.model_dump(),
-                      "seed": settings.seed}, sort_keys=True, default=str)
-    h = hashlib.sha256(key.encode()).hexdigest()[:10]
+    what = json.dumps({"model": config, "training": settings.training.model_dump(),
+                       "seed": settings.seed}, sort_keys=True, default=str)
+    h = hashlib.sha256(what.encode()).hexdigest()[:10]
     dh = data_hash.split(":")[-1][:12]
     return (settings.work_dir / "checkpoints" / dh / key.model / key.target / key.split
             / f"r{key.repeat}-{h}")

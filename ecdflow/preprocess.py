@@ -35,6 +35,7 @@ from ecdflow.records import (
     encode_example,
     shard_suffix,
 )
+from ecdflow.schema import is_remote
 
 log = get_logger("ecdflow.preprocess")
 DEADLETTER_NAME = "quarantine.jsonl"
@@ -91,7 +92,7 @@ def find_chgcar(chgcar_dir: str, material_id: str) -> str | None:
 
 def _local_copy(path: str, tmp: str) -> str:
     """``path`` itself when local, else a copy under ``tmp`` (Beam file systems, e.g. s3://)."""
-    if "://" not in path:
+    if not is_remote(path):
         return path
     from apache_beam.io.filesystems import FileSystems
 
@@ -312,7 +313,7 @@ def s3_args_from_env() -> list[str]:
     args = []
     if env.get("S3_ENDPOINT"):
         ep = env["S3_ENDPOINT"]
-        if "://" not in ep:
+        if not is_remote(ep):
             ep = ("http://" if env.get("S3_USE_HTTPS") == "0" else "https://") + ep
         args.append(f"--s3_endpoint_url={ep}")
     for var, flag in (("AWS_ACCESS_KEY_ID", "s3_access_key_id"),
@@ -386,9 +387,9 @@ def run_preprocess(
     t0 = time.perf_counter()
     materials_path = str(materials_path or settings.path(settings.paths.materials))
     out_dir = str(out_dir or settings.path(settings.paths.records_dir)).rstrip("/")
-    if "://" not in materials_path and not Path(materials_path).is_file():
+    if not is_remote(materials_path) and not Path(materials_path).is_file():
         raise InputError(materials_path, "no such materials table")
-    if chgcar_dir and "://" not in str(chgcar_dir) and not Path(chgcar_dir).is_dir():
+    if chgcar_dir and not is_remote(chgcar_dir) and not Path(chgcar_dir).is_dir():
         raise InputError(str(chgcar_dir), "no such CHGCAR directory")
     grid, rc = settings.density.grid, settings.records
     options = pipeline_options(runner, direct_running_mode, direct_num_workers,
@@ -396,7 +397,7 @@ def run_preprocess(
     FileSystems.set_options(options)  # S3 settings for the driver's own reads/writes
     with tempfile.TemporaryDirectory() as tmp:
         rows, table_bad = _load_rows(materials_path, tmp)
-    if "://" not in out_dir:
+    if not is_remote(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     _clear_outputs(out_dir)
     log.info("preprocess: %d rows (%d duplicate ids set aside) -> %s, grid %d, %s, "

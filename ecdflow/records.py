@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from ecdflow.schema import MAGPIE_LEN, TARGETS, is_remote
+
 SCHEMA_VERSION = 1
-MAGPIE_LEN = 132
 MANIFEST_NAME = "manifest.json"
 SHARD_PREFIX = "part"
-TARGETS = ("K_VRH", "G_VRH")
 PROVENANCE_KEYS = (
     "family", "potential", "sevenn_version", "torch_version", "strain", "fmax_eV_A",
     "max_steps", "seed", "device", "ecd_source",
@@ -50,7 +50,7 @@ def _tf_for(path: str):
     """Import TensorFlow, plus tensorflow_io when ``path`` is remote (registers ``s3://``)."""
     import tensorflow as tf
 
-    if "://" in str(path):
+    if is_remote(path):
         import tensorflow_io  # noqa: F401  (registers s3:// in tf.io.gfile and tf.data)
     return tf
 

@@ -5,7 +5,7 @@ One registered model per target (``settings.registry.model_names``). Aliases, no
 - ``challenger``: the latest registered candidate (set by :func:`register_best`);
 - ``champion``: the model users get (moved only by :func:`promote` / :func:`rollback`).
 
-The gate (:func:`gate`) judges a challenger; :func:`bless` (the pipeline's ``gate`` task)
+The gate (``ecdflow.gate``) judges a challenger; :func:`bless` (the pipeline's ``gate`` task)
 records that verdict on the version, and :func:`promote` (a human act) reads it.
 
 A version is the *fold ensemble* of the selected model type (every CV fold x repeat model of
@@ -30,24 +30,27 @@ import pandas as pd
 from ecdflow import tracking
 from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError, GateRefused
+from ecdflow.gate import (
+    TAG_GATE,
+    TAG_GATE_AT,
+    TAG_GATE_CHAMPION,
+    TAG_GATE_REASON,
+    gate,
+    recorded_verdict,
+    tag_float,
+)
 from ecdflow.log import get_logger
-from ecdflow.schema import GRID_PARAM, TARGET_ALIASES, TargetName
+from ecdflow.schema import BASELINE_MODEL, GRID_PARAM, TARGET_ALIASES, TargetName
+from ecdflow.tracking import TAG_BASELINE, TAG_CV
 
 log = get_logger(__name__)
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
-BASELINE = "rf_magpie"
-TAG_CV = "ecdflow.cv_{metric}_gpa"  # rmse / mae of the version's model type (mean over folds)
+BASELINE = BASELINE_MODEL
 TAG_CV_R2 = "ecdflow.cv_r2"
-TAG_BASELINE = "ecdflow.baseline_cv_{metric}_gpa"  # RF+Magpie of the same pipeline run
 TAG_MEMBERS = "ecdflow.members"  # comma-separated training run ids
 TAG_PREV = "ecdflow.previous_champion"
-TAG_EXTERNAL = "ecdflow.external."  # prefix of external-validation tags (ecdflow.external)
-TAG_GATE = "ecdflow.gate"  # "passed" | "refused": the recorded verdict of the gate
-TAG_GATE_REASON = "ecdflow.gate_reason"  # the one-line reason ("" when passed)
-TAG_GATE_CHAMPION = "ecdflow.gate_champion"  # champion version judged against ("none")
-TAG_GATE_AT = "ecdflow.gate_at"
 PIP_PACKAGES = ("mlflow", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
                 "pymatgen", "matminer", "joblib", "pydantic", "pyyaml")
 
@@ -227,69 +230,6 @@ def _alias_version(name: str, alias: str):
         return None
 
 
-def _tag_float(mv, key: str) -> float:
-    try:
-        return float(mv.tags.get(key, "nan"))
-    except ValueError:
-        return math.nan
-
-
-def external_check(candidate, champion) -> str:
-    """Why the candidate's external-validation RMSEs are worse than the champion's ("" if not).
-
-    Compares every ``ecdflow.external.*.rmse_gpa`` tag both versions carry; the candidate must
-    carry at least one (``ecdflow evaluate external`` sets them)."""
-    keys = [k for k in candidate.tags if k.startswith(TAG_EXTERNAL) and k.endswith("rmse_gpa")]
-    if not keys:
-        return "no external-validation metrics on the candidate (run `ecdflow evaluate external`)"
-    if champion is None:
-        return ""
-    for k in sorted(keys):
-        c, h = _tag_float(candidate, k), _tag_float(champion, k)
-        if not math.isnan(h) and not math.isnan(c) and c > h:
-            return (f"external {k.removeprefix(TAG_EXTERNAL)} {c:.3g} GPa is worse than the "
-                    f"champion's {h:.3g} GPa")
-    return ""
-
-
-def gate(settings: Settings, candidate, champion) -> str:
-    """The promotion gate: "" when ``candidate`` may replace ``champion``, else one-line reason.
-
-    Rules (metric = ``settings.registry.metric``, GPa, lower is better): the candidate must
-    (1) be no worse than the RF+Magpie baseline of its own pipeline run (a rf_magpie candidate
-    is the baseline), (2) beat the champion trained on the same data version by the relative
-    ``margin``: ``cand < champ * (1 - margin)``, and (3) with ``use_external_validation``,
-    not be worse than the champion on the external references.
-    """
-    metric, margin = settings.registry.metric, settings.registry.margin
-    key = TAG_CV.format(metric=metric)
-    cand = _tag_float(candidate, key)
-    if math.isnan(cand):
-        return f"candidate v{candidate.version} has no CV {metric} tag"
-    base = _tag_float(candidate, TAG_BASELINE.format(metric=metric))
-    if candidate.tags.get(tracking.TAG_MODEL) != BASELINE:
-        if math.isnan(base):
-            return "no RF+Magpie baseline in the candidate's pipeline run"
-        if cand > base:
-            return (f"candidate v{candidate.version} CV {metric} {cand:.3f} GPa does not beat "
-                    f"the RF+Magpie baseline {base:.3f} GPa")
-    if champion is not None:
-        if champion.version == candidate.version:
-            return f"v{candidate.version} is already the champion"
-        dv_c = candidate.tags.get(tracking.TAG_DATA_VERSION, "")
-        dv_h = champion.tags.get(tracking.TAG_DATA_VERSION, "")
-        if dv_c != dv_h:
-            return (f"data versions differ (candidate {dv_c or '?'}, champion {dv_h or '?'}): "
-                    "metrics are not comparable; use --force with a reason")
-        champ = _tag_float(champion, key)
-        if not math.isnan(champ) and not cand < champ * (1.0 - margin):
-            return (f"candidate v{candidate.version} CV {metric} {cand:.3f} GPa does not beat "
-                    f"champion v{champion.version} {champ:.3f} GPa by margin {margin:.1%}")
-    if settings.registry.use_external_validation:
-        return external_check(candidate, champion)
-    return ""
-
-
 def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -> dict:
     """Judge ``target``'s challenger with :func:`gate` and record the verdict on the version
     (tags ``ecdflow.gate``, ``ecdflow.gate_reason``, ``ecdflow.gate_champion``,
@@ -317,7 +257,7 @@ def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -
     metric = settings.registry.metric
 
     def value(mv, key: str) -> float | None:  # None, not NaN: the verdict travels as JSON
-        v = _tag_float(mv, key.format(metric=metric)) if mv is not None else math.nan
+        v = tag_float(mv, key.format(metric=metric)) if mv is not None else math.nan
         return None if math.isnan(v) else v
 
     out = {"name": name, "version": str(cand.version),
@@ -342,18 +282,6 @@ def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -
                 if out[k] is not None}})
     log.info("gate %s v%s: %s", name, cand.version, reason or "passed")
     return out
-
-
-def recorded_verdict(candidate, champion) -> str | None:
-    """The gate's recorded reason for ``candidate`` ("" = passed), or None when no verdict is
-    recorded or it was recorded against another champion (then the gate must run again)."""
-    verdict = candidate.tags.get(TAG_GATE)
-    judged = candidate.tags.get(TAG_GATE_CHAMPION)
-    if verdict not in ("passed", "refused") or judged is None:
-        return None
-    if judged != (str(champion.version) if champion is not None else "none"):
-        return None
-    return "" if verdict == "passed" else candidate.tags.get(TAG_GATE_REASON, "refused")
 
 
 def history_path(settings: Settings, name: str) -> Path:
@@ -409,8 +337,8 @@ def promote(settings: Settings, target: str, force: bool = False, reason: str | 
     event = {
         "action": "promote", "name": name, "version": str(cand.version),
         "previous_champion": str(champ.version) if champ else "",
-        "metric": metric, "candidate_value": _tag_float(cand, TAG_CV.format(metric=metric)),
-        "champion_value": _tag_float(champ, TAG_CV.format(metric=metric)) if champ else None,
+        "metric": metric, "candidate_value": tag_float(cand, TAG_CV.format(metric=metric)),
+        "champion_value": tag_float(champ, TAG_CV.format(metric=metric)) if champ else None,
         "forced": bool(force), "gate": verdict or "passed", "reason": reason or "",
         "actor": actor or getpass.getuser(), "time": _now(),
     }

@@ -23,6 +23,9 @@ TARGET_ALIASES = {"bulk": "K_VRH", "k": "K_VRH", "k_vrh": "K_VRH",
 REGISTERED_MODEL_NAMES = {"K_VRH": "ecdflow-bulk-modulus", "G_VRH": "ecdflow-shear-modulus"}
 """Default MLflow registered-model name per target (``registry.model_names``)."""
 
+BASELINE_MODEL = "rf_magpie"
+"""The baseline every candidate must beat: RF + Magpie (paper, Table 2)."""
+
 MAGPIE_LEN = 132
 """Width of the Magpie composition feature vector (matminer ``magpie`` preset)."""
 INPUT_ECD = "ecd"

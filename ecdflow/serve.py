@@ -164,6 +164,8 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int,
     Returns ``({"ecd": (n,N,N,N,1) e/Å^3, "magpie": (n,132)}, errors)``; ``n`` counts the rows
     whose error is empty, in order.
     """
+    from ecdflow.schema import MAGPIE_LEN
+
     errors = [p.error for p in parsed]
     ecd: dict[int, np.ndarray] = {}
     mag: dict[int, np.ndarray] = {}
@@ -190,7 +192,7 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int,
                       else np.zeros((0, grid, grid, grid, 1), np.float32))
     if "magpie" in inputs:
         out["magpie"] = (np.stack([mag[i] for i in good]) if good
-                         else np.zeros((0, 132), np.float32))
+                         else np.zeros((0, MAGPIE_LEN), np.float32))
     return out, errors
 
 

@@ -26,6 +26,11 @@ TAG_GIT = "ecdflow.git_commit"
 TAG_PIPELINE_RUN = "ecdflow.pipeline_run_id"
 TAG_DATA_VERSION = "ecdflow.data_version"
 
+# registered model-version tags (ecdflow.registry writes them, ecdflow.gate reads them)
+TAG_CV = "ecdflow.cv_{metric}_gpa"  # rmse / mae of the version's model type (mean over folds)
+TAG_BASELINE = "ecdflow.baseline_cv_{metric}_gpa"  # RF+Magpie of the same pipeline run
+TAG_EXTERNAL = "ecdflow.external."  # prefix of external-validation tags (ecdflow.external)
+
 METRIC_MAE = "test_mae_gpa"
 METRIC_RMSE = "test_rmse_gpa"
 METRIC_R2 = "test_r2"

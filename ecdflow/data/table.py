@@ -19,8 +19,8 @@ import pandas as pd
 from ecdflow.data.quarantine import Quarantine
 from ecdflow.errors import InputError
 from ecdflow.features import EXCLUDED_Z, parse_formula
+from ecdflow.schema import TARGETS
 
-TARGETS = ("K_VRH", "G_VRH")
 STRUCTURE_KEYS = ("cell", "numbers", "positions")
 
 

@@ -68,7 +68,7 @@ def test_local_run_trains_every_planned_task_and_registers(tiny):
     versions = registered_versions(settings, run_id)
     assert {v["name"] for v in versions} == {settings.registry.model_names["K_VRH"]}
     # the gate task judged the challenger and recorded its verdict; no alias moved
-    from ecdflow.registry import TAG_GATE, TAG_GATE_CHAMPION
+    from ecdflow.gate import TAG_GATE, TAG_GATE_CHAMPION
 
     client = mlflow.MlflowClient()
     for v in versions:
