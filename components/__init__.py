@@ -1,15 +1,5 @@
 """The KFP components of `ecd-elastic` live in the package, ``ecdflow.kfp.components`` (one
-module per step), so an installed ecdflow builds its pipeline without this checkout. This
-folder keeps the container images (``docker/``) and re-exports the component modules.
+module per step), so an installed ecdflow builds its pipeline without this checkout (see
+docs/architecture.md). This folder keeps the container images of those components
+(``docker/``).
 """
-
-from ecdflow.kfp.components import (  # noqa: F401
-    evaluate,
-    external,
-    gate,
-    preprocess,
-    register,
-    start,
-    train,
-    validate,
-)
