@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ecdflow.schema import MAGPIE_LEN, TARGETS, is_remote
+from ecdflow.schema import GRID_PARAM, MAGPIE_LEN, TARGETS, is_remote
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -242,7 +242,7 @@ def make_dataset(
     """
     tf = _tf_for(records_dir)
     manifest = read_manifest(records_dir)
-    grid, dtype = int(manifest["grid"]), manifest["dtype"]
+    grid, dtype = int(manifest[GRID_PARAM]), manifest["dtype"]
     bad = set(inputs) - {"ecd", "magpie"}
     if bad or not inputs:
         raise ValueError(f"inputs must be a non-empty subset of ('ecd', 'magpie'), got {inputs}")
@@ -338,7 +338,7 @@ def build_manifest(
         "schema_version": SCHEMA_VERSION,
         "count": int(count),
         "shards": [str(s).rstrip("/").rsplit("/", 1)[-1] for s in sorted(shards)],
-        "grid": int(grid),
+        GRID_PARAM: int(grid),
         "dtype": dtype,
         "compression": compression,
         "data_hash": digest or data_hash(list(shards), compression),

@@ -36,7 +36,7 @@ from ecdflow.log import get_logger
 from ecdflow.modellog import load_logged_model, log_run_artifacts
 from ecdflow.models import MODELS, ModelSpec, get_spec
 from ecdflow.results import regression_metrics
-from ecdflow.schema import INPUT_MAGPIE, TARGETS, RunKey
+from ecdflow.schema import GRID_PARAM, INPUT_MAGPIE, TARGETS, RunKey
 from ecdflow.splits import get_splits, select_split, split_kind, splits_digest, validation_ids
 
 log = get_logger(__name__)
@@ -119,7 +119,7 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
     model, target, split, repeat = key.model, key.target, key.split, key.repeat
     rdir = str(records_dir or settings.path(settings.paths.records_dir))
     manifest = read_manifest(rdir)
-    dh, grid = str(manifest["data_hash"]), int(manifest["grid"])
+    dh, grid = str(manifest["data_hash"]), int(manifest[GRID_PARAM])
     if pipeline_run_id:
         run = tr.find_train_run(settings, pipeline_run_id, key, dh)
         if run is not None:
@@ -159,7 +159,7 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
     data = RunData(rdir, grid, dh, fit_ids, val_ids, test_ids)
     name = key.name
     with tr.child_run(settings, parent_run_id, name, tags) as run:
-        mlflow.log_params({"grid": grid, "n_train": len(fit_ids), "n_val": len(val_ids),
+        mlflow.log_params({GRID_PARAM: grid, "n_train": len(fit_ids), "n_val": len(val_ids),
                            "n_test": len(test_ids), "seed": seed, "splits_digest":
                            splits_digest(splits), **{f"training.{k}": v for k, v in
                                                      tl.model_dump().items()},
