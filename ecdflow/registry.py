@@ -1,4 +1,5 @@
-"""Model registry: register the best model type of a pipeline run, and the promotion gate.
+"""Model registry: register the best model type of a pipeline run, record the gate's verdict,
+promote and roll back.
 
 One registered model per target (``settings.registry.model_names``). Aliases, not stages:
 

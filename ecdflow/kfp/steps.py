@@ -21,15 +21,13 @@ from ecdflow.schema import is_remote
 
 
 class StartOutputs(NamedTuple):
+    """What the start task hands on: the pipeline run id, the MLflow parent run, the run's
+    config overrides (JSON) and the preprocessing cache key."""
+
     run_id: str
     parent_run_id: str
     overrides: str
     data_fingerprint: str
-
-
-# --------------------------------------------------------------------------------------------
-# Step functions (what the components call)
-# --------------------------------------------------------------------------------------------
 
 
 def run_overrides(materials_path: str = "", epochs: int = 0, batch_size: int = 0,
