@@ -41,7 +41,7 @@ class _Strict(BaseModel):
 
 
 class Paths(_Strict):
-    """File locations, relative to the repository root unless absolute."""
+    """File locations, relative to the project root (:func:`project_root`) unless absolute."""
 
     materials: str = "data/fcc/materials.jsonl"
     """Committed labelled table (one JSON object per line)."""
@@ -218,7 +218,7 @@ class Settings(_Strict):
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def path(self, rel: str) -> Path:
-        """Resolve a configured path against the repository root."""
+        """Resolve a configured path against the project root (checkout, else working dir)."""
         p = Path(rel)
         return p if p.is_absolute() else REPO_ROOT / p
 
