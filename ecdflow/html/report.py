@@ -55,10 +55,11 @@ def protocol_of(train_runs: list, preds: pd.DataFrame, splits: dict | None,
     folds = sorted({r.data.tags.get(tracking.TAG_FOLD, "") for r in cv} - {""}, key=_int_or_str)
     repeats = sorted({int(r.data.tags.get(tracking.TAG_REPEAT, 0) or 0) for r in train_runs})
     grids = sorted({r.data.params.get("grid", "") for r in train_runs} - {""}, key=_int_or_str)
-    ep_max = sorted({int(float(r.data.params["training.epochs"])) for r in train_runs
+    # epoch-trained (Keras) runs log a loss history; the random forest logs epochs_run = 1
+    fitted = [r for r in train_runs if "loss" in r.data.metrics]
+    ep_max = sorted({int(float(r.data.params["training.epochs"])) for r in fitted
                      if "training.epochs" in r.data.params})
-    ep_run = [int(r.data.metrics["epochs_run"]) for r in train_runs
-              if "epochs_run" in r.data.metrics and "training.epochs" in r.data.params]
+    ep_run = [int(r.data.metrics["epochs_run"]) for r in fitted if "epochs_run" in r.data.metrics]
     if splits:
         cv_names = [k for k in splits if k.startswith("cv-")]
         n_folds, k_source = len(cv_names), "splits.json of the parent run"
@@ -218,8 +219,9 @@ def render_report(out_dir: Path, pipeline_run_id: str, protocol: dict,
                              f"{', '.join(p['folds']) or 'none'}"),
         ("Repeats", f"{reps} (indices {', '.join(map(str, p['repeats']))})"),
         ("Leave-one-element-out", ", ".join(p["loeo"]) or "none"),
-        ("Epochs", f"up to {p['epochs_max']} (early stopping; ran {p['epochs_run']})"
-         if p["epochs_max"] else "- (no epoch-trained model)"),
+        ("Epochs", (f"up to {p['epochs_max']} (early stopping"
+                    + (f"; ran {p['epochs_run']})" if p["epochs_run"] else ")"))
+         if p["epochs_max"] else "- (no epoch-trained model logged its epochs)"),
         ("Models", ", ".join(p["models"])), ("Targets", ", ".join(p["targets"])),
         ("Training runs", str(p["n_runs"])),
         ("Data version", p["data_version"]), ("Git commit", p["git_commit"]),

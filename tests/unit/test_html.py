@@ -124,3 +124,37 @@ def test_report_html_self_contained_with_bold_best(tmp_path):
     assert h.count('src="data:image/png;base64,') == 1 and offline.external_loads(h) == []
     assert ">Xe<" not in h and ">Na<" in h and "2 of 3 elements" in h
     assert "**0.6 / 30.0**" in md.read_text() and "(parity_rf_magpie_K_VRH.png)" in md.read_text()
+
+
+def _run(model: str, kind: str, fold: str, repeat: int, keras: bool):
+    from types import SimpleNamespace
+
+    from ecdflow import tracking as t
+
+    tags = {t.TAG_MODEL: model, t.TAG_SPLIT_KIND: kind, t.TAG_FOLD: fold,
+            t.TAG_REPEAT: str(repeat), t.TAG_TARGET: "K_VRH", t.TAG_PROFILE: "quick",
+            t.TAG_GIT: "0123456789abcdef", t.TAG_DATA_VERSION: "sha256:abc"}
+    params = {"grid": "32", "training.epochs": "8"}
+    metrics = {"epochs_run": 5.0 if keras else 1.0, **({"loss": 1.0} if keras else {})}
+    if keras and fold == "1":
+        metrics["epochs_run"] = 8.0
+    return SimpleNamespace(data=SimpleNamespace(tags=tags, params=params, metrics=metrics))
+
+
+@pytest.mark.parametrize("with_splits", [True, False])
+def test_protocol_reads_what_ran(with_splits):
+    from ecdflow.html.report import protocol_of
+
+    runs = [_run(m, "cv", f, 0, m == "cnn3d") for m in ("rf_magpie", "cnn3d") for f in "01"]
+    runs.append(_run("cnn3d", "loeo", "Cs", 0, True))
+    preds = pd.DataFrame({"material_id": ["a", "b", "c", "a"], "split_kind": ["cv"] * 3 + ["loeo"]})
+    splits = {f"cv-{k}": {"train": [], "test": [str(i) for i in range(k, 50, 5)]}
+              for k in range(5)}
+    p = protocol_of(runs, preds, splits if with_splits else None, configured_folds=5)
+    assert p["folds"] == ["0", "1"] and p["repeats"] == [0] and p["loeo"] == ["Cs"]
+    assert (p["n_folds"], p["grid"], p["epochs_max"], p["epochs_run"]) == (
+        5, "32\u00b3 points", "8", "5-8")  # the random forest's epochs_run = 1 is not an epoch
+    assert p["n_materials"] == (50 if with_splits else 3)
+    assert ("splits.json" in p["k_source"]) and (
+        ("configuration" in p["k_source"]) != with_splits)
+    assert p["git_commit"] == "0123456789ab" and p["models"] == ["cnn3d", "rf_magpie"]
