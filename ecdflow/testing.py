@@ -136,8 +136,8 @@ def visit(ctx, url_or_path: str | Path, screenshot: str | Path | None = None,
           wait_for: str | None = None, timeout_ms: int = 30_000):
     """Open a page (a path becomes its file:// URL) in ``ctx`` from ``offline_browser``, wait
     for the load event, network idle and the ``wait_for`` CSS selector, and save a full-page
-    PNG to ``screenshot``. Returns the page (still open; ``page.errors`` lists its uncaught
-    JavaScript errors)."""
+    PNG to ``screenshot`` (fixed-position elements put back in the flow first). Returns the
+    page (still open; ``page.errors`` lists its uncaught JavaScript errors)."""
     url = Path(url_or_path).resolve().as_uri() if isinstance(url_or_path, Path) or \
         "://" not in str(url_or_path) else str(url_or_path)
     page = ctx.new_page()
@@ -148,6 +148,10 @@ def visit(ctx, url_or_path: str | Path, screenshot: str | Path | None = None,
     if wait_for:
         page.wait_for_selector(wait_for, timeout=timeout_ms)
     if screenshot:
+        # a full-page capture would stamp fixed-position bars (GX's footer) mid-page
+        page.evaluate("() => { for (const e of document.querySelectorAll('body *')) "
+                      "if (getComputedStyle(e).position === 'fixed') e.style.position = "
+                      "'static'; }")
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
     return page
