@@ -199,6 +199,13 @@ class PipelineConfig(_Strict):
     """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
 
 
+class ReportConfig(_Strict):
+    """The evaluation report (``ecdflow evaluate``)."""
+
+    min_element_n: int = Field(10, ge=1)
+    """Per-element errors are shown only for elements in at least this many test materials."""
+
+
 class Settings(_Strict):
     """All of ecdflow's configuration."""
 
@@ -216,6 +223,7 @@ class Settings(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     def path(self, rel: str) -> Path:
         """Resolve a configured path against the project root (checkout, else working dir)."""
