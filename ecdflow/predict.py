@@ -123,8 +123,8 @@ def predict_files(settings: Settings, paths: list[str | Path], target: str,
                                uncertainty_gpa=_num(out["uncertainty"].iloc[k]))
                 if rows[i]["prediction_gpa"] is None:
                     rows[i]["error"] = f"{entries[i]['source']}: no prediction"
-    return pd.DataFrame(rows, columns=COLUMNS).astype({"prediction_gpa": object,
-                                                       "uncertainty_gpa": object})
+    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object)
+                         if c.endswith("_gpa") else [r[c] for r in rows] for c in COLUMNS})
 
 
 def _num(v) -> float | None:
