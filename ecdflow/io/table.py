@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 
 from ecdflow.errors import InputError
@@ -67,12 +66,28 @@ def read_table_text(text: str, where: str) -> list[dict]:
         return rows
     header = next((ln for ln in text.splitlines() if ln.strip()), "")
     delim = _delimiter(header)
-    decimal = "," if delim == ";" and re.search(r"(?<![\d.])\d+,\d+(?![\d,])", text) else "."
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=delim, decimal=decimal, skipinitialspace=True)
+    comma = delim == ";" and re.search(r"(?<![\d.])\d+,\d+(?![\d,])", text) is not None
+    try:  # every cell as text: "NaN" (sodium nitride) or "NA" must not become a missing value
+        df = pd.read_csv(io.StringIO(text), sep=delim, dtype=str, keep_default_na=False,
+                         skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(where, f"not a readable table ({why})") from None
     df.columns = [str(c).strip() for c in df.columns]
-    return [{k: (v.strip() if isinstance(v, str) else v) for k, v in r.items()
-             if not (isinstance(v, float) and math.isnan(v))} for r in df.to_dict("records")]
+    return [{k: _cell(k, v, comma) for k, v in r.items() if str(v).strip()}
+            for r in df.to_dict("records")]
+
+
+TEXT_COLUMNS = ("material_id", "formula", "family", "elements")
+"""Columns kept as text; every other cell that reads as a number becomes a float."""
+
+
+def _cell(key: str, value: str, decimal_comma: bool):
+    v = value.strip()
+    if key in TEXT_COLUMNS:
+        return v
+    num = v.replace(",", ".") if decimal_comma and re.fullmatch(r"-?\d+,\d*", v) else v
+    try:
+        return float(num)
+    except ValueError:
+        return v

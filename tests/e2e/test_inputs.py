@@ -280,7 +280,7 @@ def test_preprocess_cli_exit_codes(tmp_path, models, capsys):
     params = models[1]
     args = ["--params", str(params), "preprocess", "--out", str(tmp_path / "rec")]
     assert run_main(cli, [*args, "--materials", str(INPUTS / "formulas.csv")]) == 1
-    assert "5 of 8 rows quarantined" in capsys.readouterr().err
+    assert "5 of 9 rows quarantined" in capsys.readouterr().err
     assert run_main(cli, [*args, "--materials", str(INPUTS / "formulas_bom.tsv")]) == 0
     bad = tmp_path / "bad.csv"
     bad.write_text("material_id,formula,K_VRH\nx-1,Ar,3\nx-2,nacl,4\n")

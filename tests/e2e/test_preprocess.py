@@ -127,7 +127,7 @@ def test_cli_prints_counts_and_writes_metrics(tmp_path: Path, table):
                       "records: {num_shards: 1}\nprofiles: {}\n")
     code = run_main(cli, ["--params", str(params), "preprocess", "--materials", str(table[0]),
                           "--out", str(tmp_path / "rec"), "--metrics", str(tmp_path / "m.json")])
-    assert code == 0
+    assert code == 1  # two rows of the table are quarantined; the other five are written
     assert json.loads((tmp_path / "m.json").read_text())["counts"]["written"] == 5
     assert run_main(cli, ["--params", str(params), "preprocess", "--materials",
                           str(tmp_path / "nope.jsonl")]) == 2

@@ -95,7 +95,8 @@ def nacl_json() -> str:
 FORMULA_ROWS = [("t-1", "NaCl", 24.9, 14.6), ("t-2", "KCl", 17.0, 9.5),
                 ("t-3", "Cu", 140.0, 48.0), ("t-4", "Ar", 2.9, 1.2),
                 ("t-5", "NaCl2x", 20.0, 10.0), ("t-6", "nacl", 20.0, 10.0),
-                ("t-7", "", 20.0, 10.0), ("t-8", "Ne", 1.1, 0.6)]
+                ("t-7", "", 20.0, 10.0), ("t-8", "Ne", 1.1, 0.6),
+                ("t-9", "NaN", 30.0, 15.0)]  # the rocksalt NaN, not a missing value
 
 
 def files() -> dict[str, bytes]:
