@@ -145,7 +145,7 @@ def preprocessed(tmp_path_factory):
 
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("case", CASES, ids=_ident)
-def test_input_file(case, entry, models, preprocessed, tmp_path, capsys):
+def test_input_file(case, entry, request, tmp_path, capsys):
     from ecdflow.cli import cli
     from ecdflow.cli.common import run_main
     from ecdflow.errors import InputError
@@ -154,8 +154,10 @@ def test_input_file(case, entry, models, preprocessed, tmp_path, capsys):
     path = INPUTS / case["file"]
     refused = case.get("refused")
     kind = case.get("kind")
-    (mpath, magpie), params = models[0]["magpie"], models[1]
-    _, ecd_model = models[0]["ecd"]
+    if entry != "reader":  # the reader needs no model and no preprocessing run
+        models = request.getfixturevalue("models")
+        (mpath, magpie), params = models[0]["magpie"], models[1]
+        _, ecd_model = models[0]["ecd"]
 
     if entry == "reader":
         if refused:
@@ -247,7 +249,7 @@ def test_input_file(case, entry, models, preprocessed, tmp_path, capsys):
                                              else 1e-5)
 
     elif entry == "preprocess":
-        man, recs, dead = preprocessed[case["file"]]
+        man, recs, dead = request.getfixturevalue("preprocessed")[case["file"]]
         if kind == "table":
             t = case["table"]
             assert man["counts"]["written"] == t["written"] and man["has_density"] is False
