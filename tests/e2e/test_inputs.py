@@ -291,3 +291,16 @@ def test_preprocess_cli_exit_codes(tmp_path, models, capsys):
     assert err.startswith("error: no record written from bad.csv") and "\n" not in err
     assert run_main(cli, [*args, "--materials", str(INPUTS / "binary.bin")]) == 2
     assert "binary file" in capsys.readouterr().err
+
+
+def test_fixture_files_are_reproduced_by_their_script(tmp_path):
+    """tests/inputs/make_inputs.py writes exactly the committed files (byte for byte)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_inputs", INPUTS / "make_inputs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    written = mod.write(tmp_path)
+    assert {p.name for p in written} == {c["file"] for c in CASES}
+    for p in written:
+        assert p.read_bytes() == (INPUTS / p.name).read_bytes(), p.name
