@@ -71,8 +71,8 @@ def _check_structure(structure) -> str:
 
         conventional_cell(structure)
     except Exception as exc:  # noqa: BLE001 - InputError or a symmetry failure
-        msg = getattr(exc, "what", None) or str(exc).splitlines()[0] if str(exc) else ""
-        return f"not a Fm-3m crystal (the models cover Fm-3m only): {str(msg)[:160]}"
+        lines = str(getattr(exc, "what", None) or exc).splitlines()
+        return f"not a Fm-3m crystal (the models cover Fm-3m only): {(lines or [''])[0][:160]}"
     return ""
 
 
