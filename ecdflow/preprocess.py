@@ -1,11 +1,16 @@
 """Apache Beam preprocessing: materials table (+ CHGCARs) -> sharded schema-1 TFRecords.
 
-Per material: labels checked (K_VRH/G_VRH in GPa), Magpie features (batched), the ECD on the
-conventional cube (procrystal from the structure, or a CHGCAR read and resampled), one
-serialized example. Failures go to a dead-letter output with a one-line reason
-(``quarantine.jsonl`` beside the shards) and the rest goes on. After the run the shards are
-read back with Beam's file systems (local or ``s3://``): the written count must equal
-read - quarantined, else the run fails. The manifest's ``data_hash`` is the data version.
+Per material: labels checked (K_VRH/G_VRH in GPa), Magpie features (batched,
+``ecdflow.features.featurize``: non-finite rows refused naming the element), the ECD on the
+conventional cube (procrystal from the structure, or a CHGCAR read by the input layer and
+resampled), one serialized example. The table is read by the input layer (CSV/TSV/semicolon/
+JSONL, compressed or not; docs/inputs.md). A table without any structure (and no
+``--chgcar-dir``) is composition-only: its records carry Magpie features and no density
+(manifest ``has_density: false``, ``ecd_source: "none"``, grid 0). Failures go to a dead-letter
+output with a one-line reason (``quarantine.jsonl`` beside the shards) and the rest goes on.
+After the run the shards are read back with Beam's file systems (local or ``s3://``): the
+written count must equal read - quarantined, else the run fails. The manifest's
+``data_hash`` is the data version.
 
 Runs on any Beam runner; the DirectRunner default uses ``in_memory`` (``multi_threading``
 loses records on this Beam version and is refused).
