@@ -75,7 +75,8 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
     Args:
         row: materials-table row (``material_id``, ``formula``, ``elements``, ``K_VRH``/``G_VRH``
             in GPa, provenance keys); a missing modulus is stored as NaN.
-        ecd: (N, N, N) density on the conventional cube, e/Å^3.
+        ecd: (N, N, N) density on the conventional cube, e/Å^3; None for a composition-only
+            row (stored as an empty ``ecd`` with ``ecd_shape`` (0, 0, 0): "no density").
         magpie: 132 Magpie features.
         dtype: storage dtype of the ECD, "float32" or "float16".
     """
@@ -83,7 +84,7 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"unknown ECD dtype {dtype!r} (use float32 or float16)")
-    ecd = np.asarray(ecd)
+    ecd = np.zeros((0, 0, 0), np.float32) if ecd is None else np.asarray(ecd)
     if ecd.ndim != 3:
         raise ValueError(f"ECD must be 3-D, got shape {ecd.shape}")
     mag = np.asarray(magpie, dtype=np.float32).reshape(-1)
@@ -112,6 +113,12 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
     }
     ex = tf.train.Example(features=tf.train.Features(feature=feats))
     return ex.SerializeToString()
+
+
+def has_density(manifest: dict) -> bool:
+    """Whether the records carry an ECD (False for a composition-only table: the manifest says
+    ``has_density: false``, ``ecd_source: "none"``, grid 0; only Magpie models can train)."""
+    return bool(manifest.get("has_density", True)) and int(manifest.get("grid", 0) or 0) > 0
 
 
 def write_records(
@@ -248,6 +255,11 @@ def make_dataset(
         raise ValueError(f"inputs must be a non-empty subset of ('ecd', 'magpie'), got {inputs}")
     if target is not None and target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if "ecd" in inputs and not has_density(manifest):
+        from ecdflow.errors import InputError
+
+        raise InputError(str(records_dir), "these records carry no density (composition-only "
+                                           "table): only Magpie models can read them")
     spec: dict[str, Any] = {"material_id": tf.io.FixedLenFeature([], tf.string)}
     if "ecd" in inputs:
         spec["ecd"] = tf.io.FixedLenFeature([], tf.string)
