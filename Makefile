@@ -27,8 +27,13 @@ setup: $(STAMP) ## Create .venv from the lock (idempotent; fast when done)
 run: setup ## Run the whole pipeline locally (kfp.local) on the bundled data, quick profile
 	$(BIN)/ecdflow pipeline run-local
 
-test: setup ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
+test: setup browser ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
 	$(BIN)/python -m pytest -q tests
+
+browser: ## Headless Chromium for the browser tests (Debian packages chromium, chromium-driver)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+.PHONY: browser
 
 lint: setup ## ruff
 	$(BIN)/ruff check ecdflow components pipelines tests bench tracking

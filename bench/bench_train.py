@@ -20,7 +20,7 @@ from bench import write_results
 
 def input_throughput(rec: str, inputs: tuple[str, ...], epochs: int) -> float:
     """Samples/s of the cached, shuffled tf.data pipeline alone (after one warm-up epoch)."""
-    from ecdflow.train import keras_dataset
+    from ecdflow.datasets import keras_dataset
 
     ds = keras_dataset(rec, "K_VRH", inputs, None, 32, 0, False)
     n = sum(int(y.shape[0]) for _, y in ds)  # warm-up: fills the cache
@@ -35,8 +35,8 @@ def train_throughput(rec: str, name: str, grid: int, epochs: int, n: int) -> flo
     """Samples/s of ``model.fit`` over the same pipeline (after one warm-up epoch)."""
     import keras
 
+    from ecdflow.datasets import keras_dataset
     from ecdflow.models import MODELS
-    from ecdflow.train import keras_dataset
 
     spec = MODELS[name]
     cfg = spec.config({"width_scale": 0.0625} if name == "cnn2d_se" else {})

@@ -1,7 +1,5 @@
-"""Thin KFP lightweight components of `ecd-elastic`, one per step.
-
-Each module holds the component function (one call into ``ecdflow.pipeline``; the source is
-shipped to the task as is, so imports live inside the body) and ``component(image)``, which
-makes the KFP component with the project's image as ``base_image``. The images already hold
-kfp from requirements/lock.txt, so no ``pip install kfp`` at task start.
+"""The KFP components of `ecd-elastic` live in the package, ``ecdflow.kfp.components`` (one
+module per step), so an installed ecdflow builds its pipeline without this checkout (see
+docs/architecture.md). This folder keeps the container images of those components
+(``docker/``).
 """

@@ -17,11 +17,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecdflow.errors import ConfigError
+from ecdflow.schema import REGISTERED_MODEL_NAMES, TARGETS, TargetName, is_remote
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
 
-TargetName = Literal["K_VRH", "G_VRH"]
+def project_root() -> Path:
+    """Where relative configured paths resolve: the checkout holding this package (a
+    ``pyproject.toml`` next to it), else, for an installed ecdflow, the working directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd().resolve()
+
+
+REPO_ROOT = project_root()
+PACKAGED_PARAMS = Path(__file__).resolve().parent / "params.yaml"
+"""The repository's params.yaml, shipped in the wheel (a link in the checkout)."""
+DEFAULT_PARAMS = (REPO_ROOT / "params.yaml" if (REPO_ROOT / "params.yaml").is_file()
+                  else PACKAGED_PARAMS)
 PAPER_LOEO_ELEMENTS = ["F", "K", "Rb", "Cs", "Na", "Cl", "In", "Br", "Li", "Sc", "Tl"]
 """The paper's 11 leave-one-element-out elements (FCC2170 frequency order)."""
 
@@ -31,7 +41,7 @@ class _Strict(BaseModel):
 
 
 class Paths(_Strict):
-    """File locations, relative to the repository root unless absolute."""
+    """File locations, relative to the project root (:func:`project_root`) unless absolute."""
 
     materials: str = "data/fcc/materials.jsonl"
     """Committed labelled table (one JSON object per line)."""
@@ -126,7 +136,7 @@ class RegistryConfig(_Strict):
     """Model registry names and the promotion gate."""
 
     model_names: dict[str, str] = Field(
-        default_factory=lambda: {"K_VRH": "ecdflow-bulk-modulus", "G_VRH": "ecdflow-shear-modulus"}
+        default_factory=lambda: dict(REGISTERED_MODEL_NAMES)
     )
     metric: Literal["rmse", "mae"] = "rmse"
     margin: float = Field(0.0, ge=0.0)
@@ -189,6 +199,13 @@ class PipelineConfig(_Strict):
     """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
 
 
+class ReportConfig(_Strict):
+    """The evaluation report (``ecdflow evaluate``)."""
+
+    min_element_n: int = Field(10, ge=1)
+    """Per-element errors are shown only for elements in at least this many test materials."""
+
+
 class PlausibilityConfig(_Strict):
     """Physical-plausibility gate on labelled rows (ecdflow/validation/plausibility.py).
 
@@ -204,14 +221,14 @@ class PlausibilityConfig(_Strict):
     """C11, C12, C44 above diamond's C11 (the largest measured elastic constant), GPa."""
     poisson_min: float = Field(0.0, ge=-1.0, lt=0.5)
     """Lowest plausible Voigt-Reuss-Hill Poisson ratio (physical range -1..0.5; nu < 0, i.e.
-    G > 1.5 K, is auxetic: not known for Fm-3m crystals)."""
+    G > 1.5 K, is an auxetic polycrystal, exceptional in nature: a labelling failure here)."""
     poisson_max: float = Field(0.5, gt=0.0, le=0.5)
     """Poisson ratio upper bound (exclusive; 0.5 is an incompressible liquid)."""
     max_C44_over_C11: float = Field(2.0, gt=0.0)
     """C44 more than twice C11 is implausible."""
     min_contact_ratio: float = Field(0.70, gt=0.0, lt=1.0)
     """Shortest interatomic distance / sum of covalent radii below this is a collapsed
-    structure (known antifluorites K2O, Rb2O sit at 0.79-0.80; see docs/data.md)."""
+    structure (the real antifluorites Rb2O, K2O sit at 0.78-0.80; see data/fcc/DATA_CARD.md)."""
     marginal_GPa: float = Field(0.5, ge=0.0)
     """C' = (C11-C12)/2 or C44 below this: a marginally stable row (kept, flagged, counted)."""
 
@@ -221,7 +238,7 @@ class Settings(_Strict):
 
     seed: int = 42
     profile: str = "quick"
-    targets: list[TargetName] = Field(default_factory=lambda: ["K_VRH", "G_VRH"])
+    targets: list[TargetName] = Field(default_factory=lambda: list(TARGETS))
     paths: Paths = Field(default_factory=Paths)
     density: DensityConfig = Field(default_factory=DensityConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
@@ -233,10 +250,11 @@ class Settings(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
 
     def path(self, rel: str) -> Path:
-        """Resolve a configured path against the repository root."""
+        """Resolve a configured path against the project root (checkout, else working dir)."""
         p = Path(rel)
         return p if p.is_absolute() else REPO_ROOT / p
 
@@ -264,7 +282,7 @@ class Settings(_Strict):
     def artifact_root(self) -> str:
         """Artifact location given to experiments created by ecdflow."""
         root = self.mlflow.artifact_root or str(self.work_dir / "mlartifacts")
-        return root if "://" in root else Path(root).resolve().as_uri()
+        return root if is_remote(root) else Path(root).resolve().as_uri()
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -7,7 +7,6 @@ logged to the pipeline's parent run under ``evaluation/``.
 
 from __future__ import annotations
 
-import html
 import math
 import tempfile
 from pathlib import Path
@@ -127,30 +126,36 @@ def _elements(value) -> list[str]:
 
 
 def element_errors(preds: pd.DataFrame) -> pd.DataFrame:
-    """Per-element error of the CV predictions: model, target, element, n, mae_gpa, rmse_gpa
-    (a material counts once for each of its elements)."""
+    """Per-element error of the CV predictions: model, target, element, n (distinct test
+    materials holding the element), n_predictions (over folds and repeats), mae_gpa, rmse_gpa
+    (2 decimals; a material counts once for each of its elements)."""
+    cols = ["model", "target", "element", "n", "n_predictions", "mae_gpa", "rmse_gpa"]
     cv = preds[preds.split_kind == "cv"].copy()
     if cv.empty:
-        return pd.DataFrame(columns=["model", "target", "element", "n", "mae_gpa", "rmse_gpa"])
+        return pd.DataFrame(columns=cols)
     cv["element"] = cv["elements"].map(_elements)
     cv["err"] = cv["y_pred"] - cv["y_true"]
     ex = cv.explode("element")
-    g = ex.groupby(["model", "target", "element"])["err"]
-    out = pd.DataFrame({"n": g.size(), "mae_gpa": g.apply(lambda e: float(np.mean(np.abs(e)))),
-                        "rmse_gpa": g.apply(lambda e: float(np.sqrt(np.mean(e**2))))})
-    return out.reset_index().sort_values(["target", "model", "mae_gpa"], ascending=[True, True,
-                                                                                    False])
+    g = ex.groupby(["model", "target", "element"])
+    out = pd.DataFrame({"n": g["material_id"].nunique(), "n_predictions": g.size(),
+                        "mae_gpa": g["err"].apply(lambda e: float(np.mean(np.abs(e)))),
+                        "rmse_gpa": g["err"].apply(lambda e: float(np.sqrt(np.mean(e**2))))})
+    out = out.reset_index().round({"mae_gpa": 2, "rmse_gpa": 2})
+    return out[cols].sort_values(["target", "model", "mae_gpa"], ascending=[True, True, False])
 
 
 def parity_plots(preds: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One parity plot (GPa) per model/target over the pooled CV test predictions."""
+    """One parity plot (GPa) per model/target over the CV test predictions of all folds (and
+    repeats) pooled; title and legend say "pooled", since the tables show fold means."""
     from ecdflow.plots import parity_plot
 
     paths = []
     cv = preds[preds.split_kind == "cv"]
     for (model, target), df in cv.groupby(["model", "target"]):
+        n_folds = df.fold.nunique()
         paths.append(parity_plot(df.y_true, df.y_pred, out_dir / f"parity_{model}_{target}.png",
-                                 title=f"{model} {target} (CV, GPa)"))
+                                 title=f"{model} {target}: CV test, {n_folds} folds pooled",
+                                 metrics_label="pooled"))
     return paths
 
 
@@ -172,7 +177,7 @@ def learning_curves(runs: list, out_dir: Path) -> list[Path]:
         if hist["loss"]:
             done.add(key)
             paths.append(learning_curve(hist, out_dir / f"learning_{key[0]}_{key[1]}.png",
-                                        title=f"{key[0]} {key[1]}"))
+                                        title=f"{key[0]} {key[1]}: loss, first CV fold"))
     return paths
 
 
@@ -188,20 +193,18 @@ def max_pool(ecd: np.ndarray, out: int = 10) -> np.ndarray:
 
 
 def _materials(settings: Settings) -> pd.DataFrame:
-    import json
+    from ecdflow.data.table import read_rows
 
-    path = settings.path(settings.paths.materials)
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(read_rows(settings.path(settings.paths.materials)))
 
 
 def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
               max_materials: int = 600) -> list[Path]:
     """t-SNE (seeded) of Magpie features and of 10^3 max-pooled procrystal ECDs of the materials
     table, coloured train/test for each held-out LOEO element (or by K_VRH without LOEO)."""
-    from pymatgen.core import Lattice, Structure
     from sklearn.manifold import TSNE
 
+    from ecdflow.data.table import structure_of
     from ecdflow.density import procrystal_density
     from ecdflow.features import magpie_features
     from ecdflow.plots import _pyplot
@@ -210,8 +213,7 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
     feats, keep = [], []
     for i, r in mats.iterrows():
         try:
-            s = Structure(Lattice(r["cell"]), r["numbers"], r["positions"],
-                          coords_are_cartesian=True)
+            s = structure_of(r)
             feats.append(max_pool(procrystal_density(s, settings.density.grid,
                                                      settings.density.smearing_A)))
             keep.append(i)
@@ -248,44 +250,37 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
 
 
 def _md_table(df: pd.DataFrame) -> str:
-    d = df.reset_index()
-    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
-    lines += ["| " + " | ".join(map(str, r)) + " |" for r in d.itertuples(index=False)]
-    return "\n".join(lines)
+    from ecdflow.results import markdown_table
+
+    return markdown_table(df.reset_index()).rstrip("\n")
 
 
-def write_report(out_dir: Path, pipeline_run_id: str, tables: dict[str, pd.DataFrame],
-                 comparison: pd.DataFrame, elem: pd.DataFrame, figures: list[Path]
+def _logged_splits(parent_run_id: str | None) -> dict | None:
+    """The ``splits.json`` logged to the parent run (None when absent)."""
+    import json
+
+    import mlflow
+
+    if not parent_run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=parent_run_id, artifact_path=tracking.ARTIFACT_SPLITS, dst_path=tmp)
+        except Exception:  # noqa: BLE001 - no splits logged: the report says so
+            return None
+        return json.loads(Path(path).read_text())
+
+
+def write_report(out_dir: Path, pipeline_run_id: str, protocol: dict,
+                 tables: dict[str, pd.DataFrame], comparison: pd.DataFrame,
+                 elem: pd.DataFrame, figures: list[Path], min_element_n: int = 10
                  ) -> tuple[Path, Path]:
-    """Markdown and HTML report with the tables and figures (paths relative to the report)."""
-    sections: list[tuple[str, str, pd.DataFrame | None]] = [
-        ("Table 2: 5-fold CV, R2 / RMSE (GPa)", "Best (lowest RMSE) per row in bold.",
-         tables.get("table2_cv")),
-        ("Table 3: leave-one-element-out, R2 / RMSE (GPa)", "Best per row in bold.",
-         tables.get("table3_loeo")),
-        ("Beside the paper's Table 2 (different data)", DATA_NOTE, comparison),
-        ("Per-element CV error (GPa), 15 worst per model/target", "",
-         elem.groupby(["model", "target"]).head(15).set_index(["model", "target"])
-         if len(elem) else None),
-    ]
-    md = [f"# ecdflow evaluation: pipeline run `{pipeline_run_id}`", "", DATA_NOTE, ""]
-    body = [f"<h1>ecdflow evaluation: pipeline run <code>{html.escape(pipeline_run_id)}</code>"
-            f"</h1><p>{html.escape(DATA_NOTE)}</p>"]
-    for title, note, df in sections:
-        if df is None or df.empty:
-            continue
-        md += [f"## {title}", "", note, "", _md_table(df), ""]
-        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
-                    + df.to_html().replace("**", ""))
-    md += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
-    body.append("<h2>Figures</h2>" + "".join(f'<img src="{f.name}" alt="{f.stem}">'
-                                             for f in figures))
-    mdp, htp = out_dir / "report.md", out_dir / "report.html"
-    mdp.write_text("\n".join(md) + "\n")
-    htp.write_text("<!doctype html><meta charset='utf-8'><title>ecdflow evaluation</title>"
-                   "<style>body{font-family:sans-serif}td,th{padding:2px 8px}</style>"
-                   + "".join(body))
-    return mdp, htp
+    """Markdown and self-contained HTML report (``ecdflow.html.report.render_report``)."""
+    from ecdflow.html.report import render_report
+
+    return render_report(out_dir, pipeline_run_id, protocol, tables, comparison, elem, figures,
+                         min_element_n, DATA_NOTE)
 
 
 def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool = True) -> dict:
@@ -297,7 +292,7 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
     """
     import mlflow
 
-    from ecdflow.train import collect_runs, summarise
+    from ecdflow.results import collect_runs, summarise
 
     runs = [r for r in tracking.pipeline_runs(settings, pipeline_run_id)
             if r.info.status == "FINISHED"]
@@ -317,8 +312,12 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
     summary.to_csv(out_dir / "summary.csv", index=False)
     elem.to_csv(out_dir / "element_errors.csv", index=False)
     comparison.to_csv(out_dir / "paper_comparison.csv")
-    mdp, htp = write_report(out_dir, pipeline_run_id, tables, comparison, elem, figures)
+    from ecdflow.html.report import protocol_of
+
     parent = tracking.find_parent_run(settings, pipeline_run_id)
+    protocol = protocol_of(runs, preds, _logged_splits(parent), settings.splits.n_folds)
+    mdp, htp = write_report(out_dir, pipeline_run_id, protocol, tables, comparison, elem,
+                            figures, settings.report.min_element_n)
     if parent:
         client = mlflow.MlflowClient()
         for r in summary[summary.split_kind == "cv"].itertuples():
@@ -332,5 +331,6 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
                 client.log_artifact(parent, str(f), "evaluation")
     log.info("evaluation report: %s", mdp)
     return {"report_md": str(mdp), "report_html": str(htp), "out_dir": str(out_dir),
+            "protocol": protocol,
             "tables": {k: _md_table(v) for k, v in tables.items()},
             "summary": summary.to_dict("records"), "figures": [f.name for f in figures]}

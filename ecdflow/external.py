@@ -30,7 +30,8 @@ from ecdflow import tracking
 from ecdflow.config import REPO_ROOT, Settings
 from ecdflow.errors import EcdflowError
 from ecdflow.log import get_logger
-from ecdflow.registry import CHALLENGER, CHAMPION, TAG_EXTERNAL, resolve_target
+from ecdflow.registry import CHALLENGER, CHAMPION, resolve_target
+from ecdflow.tracking import TAG_EXTERNAL
 
 log = get_logger(__name__)
 
@@ -45,11 +46,9 @@ PAPER_OQMD = {
 
 def _structure_json(row: dict) -> str:
     """pymatgen Structure JSON of a row with ``cell``, ``numbers``, Cartesian ``positions``."""
-    from pymatgen.core import Lattice, Structure
+    from ecdflow.data.table import structure_of
 
-    s = Structure(Lattice(row["cell"]), row["numbers"], row["positions"],
-                  coords_are_cartesian=True)
-    return s.to_json()
+    return structure_of(row).to_json()
 
 
 def load_dcdft_reference(path: str | Path = DCDFT_FILE) -> pd.DataFrame:
@@ -144,10 +143,11 @@ def score(y_true: Any, y_pred: Any) -> dict[str, float]:
     n = int(len(t))
     if n == 0:
         return {"n": 0, "r2": math.nan, "rmse_gpa": math.nan, "mae_gpa": math.nan}
-    err = p - t
-    ss = float(np.sum((t - t.mean()) ** 2))
-    return {"n": n, "r2": 1.0 - float(np.sum(err**2)) / ss if ss > 0 else math.nan,
-            "rmse_gpa": float(np.sqrt(np.mean(err**2))), "mae_gpa": float(np.mean(np.abs(err)))}
+    from ecdflow.results import regression_metrics
+
+    m = regression_metrics(t, p)
+    return {"n": n, "r2": m[tracking.METRIC_R2], "rmse_gpa": m[tracking.METRIC_RMSE],
+            "mae_gpa": m[tracking.METRIC_MAE]}
 
 
 def predict_reference(model, ref: pd.DataFrame) -> pd.DataFrame:

@@ -1,12 +1,20 @@
 """Magpie composition features (matminer ``ElementProperty.from_preset("magpie")``, 132 values).
 
-Features are cached per reduced formula in a JSON file (``magpie-cache.json`` under the given
-cache folder), so a rebuild only featurises new compositions (~3 ms each).
+The 22 elemental properties of matminer's Magpie data are read once into an (elements x 22)
+table; the six statistics (minimum, maximum, range, fraction-weighted mean, weighted mean
+absolute deviation, mode = the smallest value among the most abundant elements; matminer
+``PropertyStats``) are then computed with numpy per formula, identical to matminer's
+``featurize`` (tests/unit/test_features.py checks it) and ~100x faster. Results are cached per
+reduced formula in memory, so thousands of rows take a second.
+
+``featurize`` is the one function every path (preprocess, build, evaluation, serving) uses: it
+never raises for a bad row; it returns an error per row instead, and a row whose features are
+not all finite is refused naming the element and property without data (noble gases have no
+Pauling electronegativity, so Magpie cannot describe solid Ar).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -14,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ecdflow.errors import InputError
+from ecdflow.io.formula import parse_formula  # noqa: F401  (the one formula parser)
+from ecdflow.schema import MAGPIE_LEN as N_MAGPIE
 
-N_MAGPIE = 132
-CACHE_NAME = "magpie-cache.json"
+STATS = ("minimum", "maximum", "range", "mean", "avg_dev", "mode")
 EXCLUDED_Z = set(range(57, 72)) | set(range(89, 104))
 
 
@@ -38,62 +47,110 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def parse_formula(formula: str):
-    """A pymatgen ``Composition`` of ``formula``; InputError for bad or unknown elements."""
-    from pymatgen.core import Composition
-
-    if not isinstance(formula, str) or not formula.strip():
-        raise InputError(repr(formula), "empty formula")
-    try:
-        comp = Composition(formula)
-    except Exception:  # pymatgen raises ValueError/KeyError/... for odd strings
-        raise InputError(formula, "formula does not parse (unknown element or syntax)") from None
-    if comp.num_atoms <= 0:
-        raise InputError(formula, "formula has no atoms")
+@lru_cache(maxsize=1)
+def property_table() -> tuple[list[str], np.ndarray]:
+    """(22 property names, float64 array (104, 22)): Magpie data of elements Z = 0..103
+    (row 0 unused, NaN where Magpie has no value)."""
     from pymatgen.core import Element
 
-    for el in comp.elements:  # unknown symbols parse as DummySpecies, not Element
-        if not isinstance(el, Element):
-            raise InputError(formula, f"unknown element {getattr(el, 'symbol', el)}")
-    return comp
+    f = _featurizer()
+    if tuple(f.stats) != STATS:
+        raise RuntimeError(f"unexpected Magpie statistics {f.stats}")
+    table = np.full((104, len(f.features)), np.nan)
+    for z in range(1, 104):
+        el = Element.from_Z(z)
+        for j, prop in enumerate(f.features):
+            try:
+                table[z, j] = float(f.data_source.get_elemental_property(el, prop))
+            except (KeyError, TypeError, ValueError):
+                pass
+    return list(f.features), table
 
 
-def _load_cache(path: Path | None) -> dict[str, list[float]]:
-    if path is None or not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}  # a damaged cache is rebuilt
+def _stats(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The six statistics of each property: values (k, 22), amounts (k,) -> (22, 6)."""
+    w = weights / weights.sum()
+    mean = w @ values
+    mode_rows = np.isclose(weights, weights.max())
+    with np.errstate(invalid="ignore"):
+        out = np.stack([values.min(0), values.max(0), values.max(0) - values.min(0), mean,
+                        w @ np.abs(values - mean), values[mode_rows].min(0)], axis=1)
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def _row(reduced_key: tuple[tuple[int, float], ...]) -> np.ndarray:
+    _, table = property_table()
+    z = np.array([k for k, _ in reduced_key])
+    amt = np.array([a for _, a in reduced_key])
+    return _stats(table[z], amt).reshape(-1).astype(np.float32)
+
+
+def _key(comp) -> tuple[tuple[int, float], ...]:
+    return tuple((el.Z, float(a)) for el, a in comp.element_composition.items())
+
+
+def nonfinite_reason(comp) -> str:
+    """Which element lacks which Magpie property (e.g. ``Ar has no Magpie Electronegativity``)."""
+    names, table = property_table()
+    parts = []
+    for el in comp.elements:
+        missing = [names[j] for j in np.flatnonzero(~np.isfinite(table[el.Z]))]
+        if missing:
+            parts.append(f"{el.symbol} has no Magpie {', '.join(missing)}")
+    return "; ".join(parts) or "non-finite Magpie features"
+
+
+def featurize(formulas: Sequence[object], where: Sequence[str] | None = None
+              ) -> tuple[np.ndarray, list[str]]:
+    """Magpie features of each formula and an error per row ("" when the row is usable).
+
+    The one check before any model sees Magpie features (training and serving alike): a row
+    is refused when its formula does not parse exactly (``ecdflow.io.formula``), holds a
+    lanthanide/actinide, or has a non-finite feature (the element and property are named).
+
+    Args:
+        formulas: chemical formulas (strings; anything else is an error row).
+        where: per-row names for the messages (default: the formula).
+
+    Returns:
+        (float32 array (n, 132), NaN rows where the error is set; list of n error strings).
+    """
+    out = np.full((len(formulas), N_MAGPIE), np.nan, dtype=np.float32)
+    errors = [""] * len(formulas)
+    for i, f in enumerate(formulas):
+        name = where[i] if where is not None else None
+        try:
+            comp = parse_formula(f, name)
+        except InputError as exc:
+            errors[i] = str(exc)
+            continue
+        label = name or comp.reduced_formula
+        bad = [el.symbol for el in comp.elements if el.Z in EXCLUDED_Z or el.Z > 103]
+        if bad:
+            errors[i] = (f"{label}: excluded element {', '.join(bad)} "
+                         "(lanthanides/actinides have no training data)")
+            continue
+        row = _row(_key(comp))
+        if not np.all(np.isfinite(row)):
+            errors[i] = f"{label}: Magpie features not finite: {nonfinite_reason(comp)}"
+            continue
+        out[i] = row
+    return out, errors
 
 
 def magpie_features(formulas: Sequence[str], cache_dir: Path | None = None) -> np.ndarray:
     """Magpie features of each formula: float32 array (n, 132) (NaN where Magpie has none).
 
     Args:
-        formulas: chemical formulas (any notation pymatgen parses).
-        cache_dir: folder for the per-formula JSON cache (None: no disk cache).
+        formulas: chemical formulas (``ecdflow.io.formula`` grammar).
+        cache_dir: unused (kept for callers; the features are cached in memory).
 
     Raises:
-        InputError: a formula that does not parse or holds an unknown element (named).
+        InputError: a formula that does not parse exactly (named).
     """
-    path = Path(cache_dir) / CACHE_NAME if cache_dir is not None else None
-    cache = _load_cache(path)
+    del cache_dir
     out = np.empty((len(formulas), N_MAGPIE), dtype=np.float32)
-    new = 0
-    for i, formula in enumerate(formulas):
-        comp = parse_formula(formula)
-        key = comp.reduced_formula
-        if key not in cache:
-            try:
-                cache[key] = [float(v) for v in _featurizer().featurize(comp)]
-            except Exception as exc:  # matminer: missing element data
-                raise InputError(formula, f"Magpie featurisation failed ({exc})") from None
-            new += 1
-        out[i] = cache[key]
-    if path is not None and new:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(path)
+    for i, f in enumerate(formulas):
+        out[i] = _row(_key(parse_formula(f)))
     return out

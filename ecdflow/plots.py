@@ -17,8 +17,10 @@ def _pyplot():
 
 
 def parity_plot(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title: str = "",
-                unit: str = "GPa") -> Path:
-    """Predicted vs true moduli (``unit``) with the y = x line and R2/RMSE in the legend."""
+                unit: str = "GPa", metrics_label: str = "") -> Path:
+    """Predicted vs true moduli (``unit``) with the y = x line and R2/RMSE of these points in
+    the legend, prefixed by ``metrics_label`` (e.g. "pooled" when the points pool several
+    folds, whose fold-mean metrics differ)."""
     plt = _pyplot()
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     rmse = float(np.sqrt(np.mean((y_true - y_pred) ** 2))) if len(y_true) else float("nan")
@@ -28,7 +30,9 @@ def parity_plot(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title:
     hi = float(max(y_true.max(), y_pred.max())) if len(y_true) else 1.0
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
-    ax.scatter(y_true, y_pred, s=8, alpha=0.6, label=f"R2 {r2:.3f}, RMSE {rmse:.2f} {unit}")
+    prefix = f"{metrics_label} " if metrics_label else ""
+    ax.scatter(y_true, y_pred, s=8, alpha=0.6,
+               label=f"{prefix}R2 {r2:.3f}, RMSE {rmse:.2f} {unit} (n = {len(y_true)})")
     ax.set(xlabel=f"true ({unit})", ylabel=f"predicted ({unit})", title=title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

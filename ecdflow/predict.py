@@ -1,54 +1,73 @@
-"""Predict K or G (GPa, with the fold-ensemble uncertainty) for structure or CHGCAR files.
+"""Predict K or G (GPa, with the fold-ensemble uncertainty) for structure, CHGCAR or table files.
 
-The model is a registered ecdflow pyfunc (default ``models:/<name>@champion``); every file
-gets one row, and a bad file gets an ``error`` instead of stopping the others.
+The model is a registered ecdflow pyfunc (default ``models:/<name>@champion``). Files are read
+by the input layer (``ecdflow.io``: content decides the kind, gzip/bzip2/xz and legacy
+encodings accepted); a structure or CHGCAR file gives one row, a table (CSV/TSV/semicolon/JSONL
+with a ``formula`` column) one row per table row, named ``<file>:<row> (<material_id>)``.
+A bad file or row gets an ``error`` (one line naming it) and no prediction; the others are
+still predicted.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from ecdflow import tracking
 from ecdflow.config import Settings
-from ecdflow.errors import EcdflowError
+from ecdflow.errors import EcdflowError, InputError
 from ecdflow.registry import CHAMPION, resolve_target
 
-MAX_BYTES = 200 * 1024 * 1024
-"""Largest input file read (a 60^3-ish CHGCAR is a few MB; big grids reach ~100 MB)."""
+COLUMNS = ["file", "target", "formula", "prediction_gpa", "uncertainty_gpa", "error"]
 
 
-def guess_format(path: Path) -> str:
-    """Input format from a file name: ``cif``, ``json``, ``chgcar``, ``poscar`` or "" (detect)."""
-    name = path.name.lower()
-    if name.endswith(".cif"):
-        return "cif"
-    if name.endswith(".json"):
-        return "json"
-    if "chgcar" in name or name.startswith(("chg", "aeccar", "parchg")):
-        return "chgcar"
-    if "poscar" in name or "contcar" in name or name.endswith(".vasp"):
-        return "poscar"
-    return ""
+def _table_inputs(path: Path, text: str) -> list[dict]:
+    """One pyfunc input row per table row (formula, or the structure when the row has one)."""
+    from ecdflow.data.table import STRUCTURE_KEYS, structure_of
+    from ecdflow.io.table import read_table_text
+
+    out = []
+    for i, row in enumerate(read_table_text(text, str(path)), start=1):
+        mid = row.get("material_id")
+        where = f"{path}:{i}" + (f" ({mid})" if mid not in (None, "") else "")
+        entry = {"source": where, "format": "formula", "input": "", "error": ""}
+        if "_error" in row:
+            entry["error"] = f"{where}: {row['_error']}"
+        elif all(k in row for k in STRUCTURE_KEYS):
+            try:
+                entry.update(input=json.dumps(structure_of(row).as_dict()), format="json")
+            except Exception as exc:  # noqa: BLE001 - malformed arrays in a user row
+                entry["error"] = f"{where}: bad structure ({type(exc).__name__})"
+        elif isinstance(row.get("formula"), str) and row["formula"].strip():
+            entry["input"] = row["formula"]
+        else:
+            entry["error"] = f"{where}: missing field: formula"
+        out.append(entry)
+    return out
 
 
-def read_inputs(paths: list[str | Path]) -> tuple[pd.DataFrame, list[str]]:
-    """The pyfunc input frame (``input``, ``format``) and a read error per file ("" if read)."""
-    texts, fmts, errors = [], [], []
+def read_inputs(paths: list[str | Path]) -> list[dict]:
+    """Pyfunc input rows (``input``, ``format`` hint, ``source``) and a read ``error`` each.
+
+    A table file expands to one entry per row; any other file is one entry. A file that cannot
+    be read (missing, corrupt compression, binary, empty) is one entry with its error.
+    """
+    from ecdflow.io import hint_of, read_text, sniff
+
+    entries: list[dict] = []
     for p in map(Path, paths):
-        text, err = "", ""
         try:
-            if p.stat().st_size > MAX_BYTES:
-                err = f"file larger than {MAX_BYTES // 2**20} MiB"
-            else:
-                text = p.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            err = f"cannot read file: {type(exc).__name__}: {str(exc)[:120]}"
-        texts.append(text)
-        fmts.append(guess_format(p))
-        errors.append(err)
-    return pd.DataFrame({"input": texts, "format": fmts}), errors
+            text = read_text(p, str(p))
+            if sniff(text) == "table":
+                entries += _table_inputs(p, text)
+                continue
+            entries.append({"source": str(p), "format": hint_of(p.name), "input": text,
+                            "error": ""})
+        except InputError as exc:
+            entries.append({"source": str(p), "format": "", "input": "", "error": str(exc)})
+    return entries
 
 
 def default_model_uri(settings: Settings, target: str) -> str:
@@ -70,27 +89,47 @@ def load_model(settings: Settings, model_uri: str):
 
 
 def predict_files(settings: Settings, paths: list[str | Path], target: str,
-                  model_uri: str | None = None) -> pd.DataFrame:
-    """Predict one modulus for each file.
+                  model_uri: str | None = None, model=None) -> pd.DataFrame:
+    """Predict one modulus for each structure/CHGCAR file and each table row.
 
     Args:
-        paths: CIF, POSCAR/CONTCAR/.vasp, pymatgen JSON or CHGCAR files.
+        paths: CIF, POSCAR/CONTCAR, pymatgen JSON, CHGCAR or table files (any name,
+            compressed or not).
         target: bulk/shear/K_VRH/G_VRH.
         model_uri: pyfunc URI (default: the target's champion).
+        model: an already loaded pyfunc (then ``model_uri`` is not loaded).
 
     Returns:
-        DataFrame: file, target, formula, prediction_gpa, uncertainty_gpa, error.
+        DataFrame: file, target, formula, prediction_gpa, uncertainty_gpa (None where the
+        row failed), error ("" or one line ``<file or row>: <reason>``).
     """
     if not paths:
         raise EcdflowError("no input files given")
     t = resolve_target(target)
-    uri = model_uri or default_model_uri(settings, t)
-    frame, read_errors = read_inputs(paths)
-    model = load_model(settings, uri)
-    out = model.predict(frame)
-    errors = [r or str(e or "") for r, e in zip(read_errors, out["error"], strict=True)]
-    return pd.DataFrame({
-        "file": [str(p) for p in paths], "target": t, "formula": out["formula"].fillna(""),
-        "prediction_gpa": out["prediction"].where([not e for e in errors]),
-        "uncertainty_gpa": out["uncertainty"].where([not e for e in errors]), "error": errors,
-    })
+    entries = read_inputs(paths)
+    if model is None:
+        model = load_model(settings, model_uri or default_model_uri(settings, t))
+    frame = pd.DataFrame({k: [e[k] for e in entries] for k in ("input", "format", "source")})
+    ok = [i for i, e in enumerate(entries) if not e["error"]]
+    rows = [{"file": e["source"], "target": t, "formula": "", "prediction_gpa": None,
+             "uncertainty_gpa": None, "error": e["error"]} for e in entries]
+    if ok:
+        out = model.predict(frame.iloc[ok].reset_index(drop=True))
+        for k, i in enumerate(ok):
+            err = str(out["error"].iloc[k] or "")
+            rows[i].update(formula=str(out["formula"].iloc[k] or ""), error=err)
+            if not err:
+                rows[i].update(prediction_gpa=_num(out["prediction"].iloc[k]),
+                               uncertainty_gpa=_num(out["uncertainty"].iloc[k]))
+                if rows[i]["prediction_gpa"] is None:
+                    rows[i]["error"] = f"{entries[i]['source']}: no prediction"
+    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object)
+                         if c.endswith("_gpa") else [r[c] for r in rows] for c in COLUMNS})
+
+
+def _num(v) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None

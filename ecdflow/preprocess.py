@@ -1,11 +1,16 @@
 """Apache Beam preprocessing: materials table (+ CHGCARs) -> sharded schema-1 TFRecords.
 
-Per material: labels checked (K_VRH/G_VRH in GPa), Magpie features (batched), the ECD on the
-conventional cube (procrystal from the structure, or a CHGCAR read and resampled), one
-serialized example. Failures go to a dead-letter output with a one-line reason
-(``quarantine.jsonl`` beside the shards) and the rest goes on. After the run the shards are
-read back with Beam's file systems (local or ``s3://``): the written count must equal
-read - quarantined, else the run fails. The manifest's ``data_hash`` is the data version.
+Per material: labels checked (K_VRH/G_VRH in GPa), Magpie features (batched,
+``ecdflow.features.featurize``: non-finite rows refused naming the element), the ECD on the
+conventional cube (procrystal from the structure, or a CHGCAR read by the input layer and
+resampled), one serialized example. The table is read by the input layer (CSV/TSV/semicolon/
+JSONL, compressed or not; docs/inputs.md). A table without any structure (and no
+``--chgcar-dir``) is composition-only: its records carry Magpie features and no density
+(manifest ``has_density: false``, ``ecd_source: "none"``, grid 0). Failures go to a dead-letter
+output with a one-line reason (``quarantine.jsonl`` beside the shards) and the rest goes on.
+After the run the shards are read back with Beam's file systems (local or ``s3://``): the
+written count must equal read - quarantined, else the run fails. The manifest's
+``data_hash`` is the data version.
 
 Runs on any Beam runner; the DirectRunner default uses ``in_memory`` (``multi_threading``
 loses records on this Beam version and is refused).
@@ -35,6 +40,7 @@ from ecdflow.records import (
     encode_example,
     shard_suffix,
 )
+from ecdflow.schema import is_remote
 
 log = get_logger("ecdflow.preprocess")
 DEADLETTER_NAME = "quarantine.jsonl"
@@ -78,20 +84,27 @@ def check_labels(row: dict, targets: Sequence[str]) -> str | None:
     return None
 
 
+CHGCAR_NAMES = ("{id}.CHGCAR", "{id}/CHGCAR")
+"""Where a material's CHGCAR sits in ``--chgcar-dir``; each may end in .gz, .bz2 or .xz."""
+
+
 def find_chgcar(chgcar_dir: str, material_id: str) -> str | None:
-    """``<dir>/<id>.CHGCAR`` or ``<dir>/<id>/CHGCAR`` (local or any Beam file system)."""
+    """``<dir>/<id>.CHGCAR`` or ``<dir>/<id>/CHGCAR``, plain or .gz/.bz2/.xz (local or any
+    Beam file system). The file's content, not its name, is checked when it is read."""
     from apache_beam.io.filesystems import FileSystems
 
     base = str(chgcar_dir).rstrip("/")
-    for cand in (f"{base}/{material_id}.CHGCAR", f"{base}/{material_id}/CHGCAR"):
-        if FileSystems.exists(cand):
-            return cand
+    for name in CHGCAR_NAMES:
+        for ext in ("", ".gz", ".bz2", ".xz"):
+            cand = f"{base}/{name.format(id=material_id)}{ext}"
+            if FileSystems.exists(cand):
+                return cand
     return None
 
 
 def _local_copy(path: str, tmp: str) -> str:
     """``path`` itself when local, else a copy under ``tmp`` (Beam file systems, e.g. s3://)."""
-    if "://" not in path:
+    if not is_remote(path):
         return path
     from apache_beam.io.filesystems import FileSystems
 
@@ -108,7 +121,9 @@ def material_ecd(
     """The ECD (grid^3, e/Å^3, conventional cube) of one row and its provenance entries.
 
     Procrystal from the row's structure, or (``chgcar_dir`` given) the material's CHGCAR read
-    and resampled. Raises InputError (missing CHGCAR, bad structure/file).
+    by the input layer (any compression; the content must be a volumetric file whose
+    composition is the row's formula) and resampled. Raises InputError (missing CHGCAR, bad
+    structure/file, formula mismatch).
     """
     from ecdflow.density import conventional_cell
 
@@ -118,15 +133,26 @@ def material_ecd(
 
         path = find_chgcar(chgcar_dir, mid)
         if path is None:
-            raise InputError(mid, f"no CHGCAR ({mid}.CHGCAR or {mid}/CHGCAR) in {chgcar_dir}")
+            raise InputError(mid, f"no CHGCAR ({mid}.CHGCAR or {mid}/CHGCAR, optionally "
+                                  f".gz/.bz2/.xz) in {chgcar_dir}")
         with tempfile.TemporaryDirectory() as tmp:
-            structure, rho = read_chgcar(_local_copy(path, tmp), elements=species_order(row))
+            structure, rho = read_chgcar(_local_copy(path, tmp), elements=species_order(row),
+                                         where=path)
+        want = str(row.get("formula") or "")
+        if want and structure.composition.reduced_formula != want:
+            raise InputError(path, f"CHGCAR holds {structure.composition.reduced_formula}, "
+                                   f"the table says {want} for {mid}")
         ecd = to_model_grid(structure, rho, grid)
         prov = {"ecd_source": "chgcar", "chgcar": path.rsplit("/", 1)[-1]}
     else:
-        from ecdflow.data.table import structure_of
+        from ecdflow.data.table import STRUCTURE_KEYS, structure_of
         from ecdflow.density import procrystal_density
 
+        missing = [k for k in STRUCTURE_KEYS if k not in row]
+        if missing:
+            raise InputError(mid, "no structure (cell/numbers/positions) in a table whose "
+                                  "other rows have one; split composition-only rows into "
+                                  "their own table")
         structure = structure_of(row)
         ecd = procrystal_density(structure, grid=grid, smearing_A=smearing_A)
         prov = {"ecd_source": "procrystal", "smearing_A": smearing_A}
@@ -136,30 +162,32 @@ def material_ecd(
     return ecd, prov
 
 
+def has_structures(rows: Sequence[tuple[int, dict]]) -> bool:
+    """Whether any row of the table carries a structure (then every row needs one, or a
+    CHGCAR); a table without any is composition-only: records with Magpie features and no
+    density."""
+    from ecdflow.data.table import STRUCTURE_KEYS
+
+    return any(k in r for _, r in rows for k in STRUCTURE_KEYS)
+
+
 # ---------------------------------------------------------------- Beam transforms (thin)
 
 
-def _featurize_batch(rows: list[dict], cache_dir: str | None) -> Iterator[Any]:
-    """Magpie features for a batch; a failing batch is retried row by row."""
+def _featurize_batch(rows: list[dict]) -> Iterator[Any]:
+    """Magpie features for a batch (``ecdflow.features.featurize``: the same finiteness check
+    as serving, naming the element without data); bad rows go to the dead letters."""
     import apache_beam as beam
 
-    from ecdflow.features import magpie_features
+    from ecdflow.features import featurize
 
-    try:
-        feats = magpie_features([r["formula"] for r in rows], cache_dir=cache_dir)
-        pairs = list(zip(rows, feats, strict=True))
-    except Exception:  # noqa: BLE001 - isolate the bad formula below
-        pairs = []
-        for r in rows:
-            try:
-                pairs.append((r, magpie_features([r["formula"]], cache_dir=cache_dir)[0]))
-            except Exception as exc:  # noqa: BLE001
-                yield beam.pvalue.TaggedOutput(
-                    "failed", _dead(r["material_id"], "preprocess:magpie", _one_line(exc)))
-    for r, m in pairs:
-        if not np.all(np.isfinite(m)):
+    feats, errors = featurize([r["formula"] for r in rows],
+                              where=[str(r["material_id"]) for r in rows])
+    for r, m, err in zip(rows, feats, errors, strict=True):
+        if err:
             yield beam.pvalue.TaggedOutput(
-                "failed", _dead(r["material_id"], "preprocess:magpie", "non-finite features"))
+                "failed", _dead(r["material_id"], "preprocess:magpie",
+                                f"magpie: {err.split(': ', 1)[-1]}"))
         else:
             yield r, np.asarray(m, dtype=np.float32)
 
@@ -176,12 +204,15 @@ def _check(row: dict, targets: Sequence[str]) -> Iterator[Any]:
 
 
 def _build(pair: tuple[dict, np.ndarray], grid: int, smearing_A: float, dtype: str,
-           chgcar_dir: str | None) -> Iterator[Any]:
+           chgcar_dir: str | None, density: bool = True) -> Iterator[Any]:
     import apache_beam as beam
 
     row, magpie = pair
     try:
-        ecd, prov = material_ecd(row, grid, smearing_A, chgcar_dir)
+        if density:
+            ecd, prov = material_ecd(row, grid, smearing_A, chgcar_dir)
+        else:
+            ecd, prov = None, {"ecd_source": "none"}
         row = dict(row, provenance={**(row.get("provenance") or {}), **prov})
         yield encode_example(row, ecd, magpie, dtype)
     except Exception as exc:  # noqa: BLE001 - every bad item is quarantined, the rest goes on
@@ -312,7 +343,7 @@ def s3_args_from_env() -> list[str]:
     args = []
     if env.get("S3_ENDPOINT"):
         ep = env["S3_ENDPOINT"]
-        if "://" not in ep:
+        if not is_remote(ep):
             ep = ("http://" if env.get("S3_USE_HTTPS") == "0" else "https://") + ep
         args.append(f"--s3_endpoint_url={ep}")
     for var, flag in (("AWS_ACCESS_KEY_ID", "s3_access_key_id"),
@@ -333,7 +364,7 @@ def _load_rows(materials_path: str, tmp: str) -> tuple[list[tuple[int, dict]], l
     from ecdflow.data.table import read_rows, split_duplicates
 
     local = _local_copy(materials_path, tmp)
-    return split_duplicates(read_rows(Path(local)), materials_path)
+    return split_duplicates(read_rows(Path(local), where=materials_path), materials_path)
 
 
 def _table_check(numbered: tuple[int, dict], where: str) -> Iterator[Any]:
@@ -386,9 +417,9 @@ def run_preprocess(
     t0 = time.perf_counter()
     materials_path = str(materials_path or settings.path(settings.paths.materials))
     out_dir = str(out_dir or settings.path(settings.paths.records_dir)).rstrip("/")
-    if "://" not in materials_path and not Path(materials_path).is_file():
+    if not is_remote(materials_path) and not Path(materials_path).is_file():
         raise InputError(materials_path, "no such materials table")
-    if chgcar_dir and "://" not in str(chgcar_dir) and not Path(chgcar_dir).is_dir():
+    if chgcar_dir and not is_remote(chgcar_dir) and not Path(chgcar_dir).is_dir():
         raise InputError(str(chgcar_dir), "no such CHGCAR directory")
     grid, rc = settings.density.grid, settings.records
     options = pipeline_options(runner, direct_running_mode, direct_num_workers,
@@ -396,14 +427,17 @@ def run_preprocess(
     FileSystems.set_options(options)  # S3 settings for the driver's own reads/writes
     with tempfile.TemporaryDirectory() as tmp:
         rows, table_bad = _load_rows(materials_path, tmp)
-    if "://" not in out_dir:
+    if not is_remote(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     _clear_outputs(out_dir)
     log.info("preprocess: %d rows (%d duplicate ids set aside) -> %s, grid %d, %s, "
              "compression %r, %d shards, runner %s/%s", len(rows), len(table_bad), out_dir,
              grid, rc.dtype, rc.compression, rc.num_shards, runner, direct_running_mode)
     targets = list(settings.targets)
-    cache_dir = str(settings.work_dir / "cache" / "magpie")
+    density = bool(chgcar_dir) or has_structures(rows)
+    if not density:
+        log.info("preprocess: composition-only table (no structure in any row): records carry "
+                 "Magpie features and no density; density models will be skipped")
     dead_path = f"{out_dir}/{DEADLETTER_NAME}"
 
     with beam.Pipeline(runner=local_runner(runner), options=options) as p:
@@ -414,11 +448,11 @@ def run_preprocess(
                    | "Labels" >> beam.FlatMap(_check, targets).with_outputs("failed", main="ok"))
         feats = (checked.ok
                  | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=64)
-                 | "Magpie" >> beam.FlatMap(_featurize_batch, cache_dir)
+                 | "Magpie" >> beam.FlatMap(_featurize_batch)
                  .with_outputs("failed", main="ok"))
         built = (feats.ok
                  | "ECD" >> beam.FlatMap(_build, grid, settings.density.smearing_A, rc.dtype,
-                                         chgcar_dir).with_outputs("failed", main="ok"))
+                                         chgcar_dir, density).with_outputs("failed", main="ok"))
         _ = built.ok | "Write" >> beam.io.WriteToTFRecord(
             f"{out_dir}/{SHARD_PREFIX}", file_name_suffix=shard_suffix(rc.compression),
             num_shards=rc.num_shards, compression_type=_BEAM_COMPRESSION[rc.compression])
@@ -440,10 +474,12 @@ def run_preprocess(
     seconds = time.perf_counter() - t0
     counts = {"read": len(rows) + len(table_bad), "written": written, "quarantined": len(dead),
               "quarantined_table": n_table, "quarantined_pipeline": len(dead) - n_table}
-    manifest = build_manifest(out_dir, shards, count=written, grid=grid, dtype=rc.dtype,
-                              compression=rc.compression, digest=digest, extra={
+    manifest = build_manifest(out_dir, shards, count=written, grid=grid if density else 0,
+                              dtype=rc.dtype, compression=rc.compression, digest=digest, extra={
                                   "counts": counts, "seed": settings.seed,
-                                  "ecd_source": "chgcar" if chgcar_dir else "procrystal",
+                                  "has_density": density,
+                                  "ecd_source": ("chgcar" if chgcar_dir else "procrystal")
+                                  if density else "none",
                                   "materials": materials_path.rsplit("/", 1)[-1],
                                   "materials_sha256": _file_sha256(materials_path),
                                   "smearing_A": settings.density.smearing_A,
@@ -453,7 +489,9 @@ def run_preprocess(
     log.info("preprocess: read %d, written %d, quarantined %d in %.1f s (%.2f materials/s); "
              "data %s", counts["read"], written, len(dead), seconds,
              len(rows) / max(seconds, 1e-9), digest[:19])
-    return manifest | {"seconds": round(seconds, 2),
+    first = (f"{dead[0]['item_id']}: {dead[0]['reason']}" if dead else "")
+    return manifest | {"seconds": round(seconds, 2), "out_dir": out_dir,
+                       "first_quarantined": first,
                        "materials_per_s": round(len(rows) / max(seconds, 1e-9), 3)}
 
 
@@ -470,7 +508,9 @@ def _file_sha256(path: str) -> str:
 def summarize(manifest: dict) -> str:
     """One line for the CLI: counts, data hash, location."""
     c = manifest.get("counts", {})
+    grid = (f"grid {manifest['grid']}" if manifest.get("has_density", True)
+            else "no density (composition only)")
     return (f"read {c.get('read')}, written {c.get('written')}, quarantined "
-            f"{c.get('quarantined')}; {len(manifest['shards'])} shards, grid {manifest['grid']}, "
+            f"{c.get('quarantined')}; {len(manifest['shards'])} shards, {grid}, "
             f"{manifest['dtype']}, compression {manifest['compression'] or 'none'}; "
             f"data {manifest['data_hash']}")

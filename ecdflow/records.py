@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from ecdflow.schema import GRID_PARAM, MAGPIE_LEN, TARGETS, is_remote
+
 SCHEMA_VERSION = 1
-MAGPIE_LEN = 132
 MANIFEST_NAME = "manifest.json"
 SHARD_PREFIX = "part"
-TARGETS = ("K_VRH", "G_VRH")
 PROVENANCE_KEYS = (
     "family", "potential", "sevenn_version", "torch_version", "strain", "fmax_eV_A",
     "max_steps", "seed", "device", "ecd_source",
@@ -50,7 +50,7 @@ def _tf_for(path: str):
     """Import TensorFlow, plus tensorflow_io when ``path`` is remote (registers ``s3://``)."""
     import tensorflow as tf
 
-    if "://" in str(path):
+    if is_remote(path):
         import tensorflow_io  # noqa: F401  (registers s3:// in tf.io.gfile and tf.data)
     return tf
 
@@ -75,7 +75,8 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
     Args:
         row: materials-table row (``material_id``, ``formula``, ``elements``, ``K_VRH``/``G_VRH``
             in GPa, provenance keys); a missing modulus is stored as NaN.
-        ecd: (N, N, N) density on the conventional cube, e/Å^3.
+        ecd: (N, N, N) density on the conventional cube, e/Å^3; None for a composition-only
+            row (stored as an empty ``ecd`` with ``ecd_shape`` (0, 0, 0): "no density").
         magpie: 132 Magpie features.
         dtype: storage dtype of the ECD, "float32" or "float16".
     """
@@ -83,7 +84,7 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"unknown ECD dtype {dtype!r} (use float32 or float16)")
-    ecd = np.asarray(ecd)
+    ecd = np.zeros((0, 0, 0), np.float32) if ecd is None else np.asarray(ecd)
     if ecd.ndim != 3:
         raise ValueError(f"ECD must be 3-D, got shape {ecd.shape}")
     mag = np.asarray(magpie, dtype=np.float32).reshape(-1)
@@ -112,6 +113,12 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
     }
     ex = tf.train.Example(features=tf.train.Features(feature=feats))
     return ex.SerializeToString()
+
+
+def has_density(manifest: dict) -> bool:
+    """Whether the records carry an ECD (False for a composition-only table: the manifest says
+    ``has_density: false``, ``ecd_source: "none"``, grid 0; only Magpie models can train)."""
+    return bool(manifest.get("has_density", True)) and int(manifest.get("grid", 0) or 0) > 0
 
 
 def write_records(
@@ -242,12 +249,17 @@ def make_dataset(
     """
     tf = _tf_for(records_dir)
     manifest = read_manifest(records_dir)
-    grid, dtype = int(manifest["grid"]), manifest["dtype"]
+    grid, dtype = int(manifest[GRID_PARAM]), manifest["dtype"]
     bad = set(inputs) - {"ecd", "magpie"}
     if bad or not inputs:
         raise ValueError(f"inputs must be a non-empty subset of ('ecd', 'magpie'), got {inputs}")
     if target is not None and target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if "ecd" in inputs and not has_density(manifest):
+        from ecdflow.errors import InputError
+
+        raise InputError(str(records_dir), "these records carry no density (composition-only "
+                                           "table): only Magpie models can read them")
     spec: dict[str, Any] = {"material_id": tf.io.FixedLenFeature([], tf.string)}
     if "ecd" in inputs:
         spec["ecd"] = tf.io.FixedLenFeature([], tf.string)
@@ -338,7 +350,7 @@ def build_manifest(
         "schema_version": SCHEMA_VERSION,
         "count": int(count),
         "shards": [str(s).rstrip("/").rsplit("/", 1)[-1] for s in sorted(shards)],
-        "grid": int(grid),
+        GRID_PARAM: int(grid),
         "dtype": dtype,
         "compression": compression,
         "data_hash": digest or data_hash(list(shards), compression),

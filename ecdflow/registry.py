@@ -1,9 +1,13 @@
-"""Model registry: register the best model type of a pipeline run, and the promotion gate.
+"""Model registry: register the best model type of a pipeline run, record the gate's verdict,
+promote and roll back.
 
 One registered model per target (``settings.registry.model_names``). Aliases, not stages:
 
 - ``challenger``: the latest registered candidate (set by :func:`register_best`);
 - ``champion``: the model users get (moved only by :func:`promote` / :func:`rollback`).
+
+The gate (``ecdflow.gate``) judges a challenger; :func:`bless` (the pipeline's ``gate`` task)
+records that verdict on the version, and :func:`promote` (a human act) reads it.
 
 A version is the *fold ensemble* of the selected model type (every CV fold x repeat model of
 the pipeline run), wrapped in :class:`ecdflow.serve.ModulusEnsemble`: no refit on all data,
@@ -25,25 +29,29 @@ from typing import Any
 import pandas as pd
 
 from ecdflow import tracking
-from ecdflow.config import Settings, TargetName
+from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError, GateRefused
+from ecdflow.gate import (
+    TAG_GATE,
+    TAG_GATE_AT,
+    TAG_GATE_CHAMPION,
+    TAG_GATE_REASON,
+    gate,
+    recorded_verdict,
+    tag_float,
+)
 from ecdflow.log import get_logger
+from ecdflow.schema import BASELINE_MODEL, GRID_PARAM, TARGET_ALIASES, TargetName
+from ecdflow.tracking import TAG_BASELINE, TAG_CV
 
 log = get_logger(__name__)
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
-BASELINE = "rf_magpie"
-TAG_CV = "ecdflow.cv_{metric}_gpa"  # rmse / mae of the version's model type (mean over folds)
+BASELINE = BASELINE_MODEL
 TAG_CV_R2 = "ecdflow.cv_r2"
-TAG_BASELINE = "ecdflow.baseline_cv_{metric}_gpa"  # RF+Magpie of the same pipeline run
 TAG_MEMBERS = "ecdflow.members"  # comma-separated training run ids
 TAG_PREV = "ecdflow.previous_champion"
-TAG_EXTERNAL = "ecdflow.external."  # prefix of external-validation tags (ecdflow.external)
-TARGET_ALIASES = {"bulk": "K_VRH", "k": "K_VRH", "k_vrh": "K_VRH",
-                  "shear": "G_VRH", "g": "G_VRH", "g_vrh": "G_VRH"}
-INPUTS_BY_MODEL = {"rf_magpie": ("magpie",), "cnn_magpie": ("magpie",), "cnn3d": ("ecd",),
-                   "cnn2d_se": ("ecd",), "fusion": ("ecd", "magpie")}
 PIP_PACKAGES = ("mlflow", "tensorflow", "keras", "numpy", "pandas", "scikit-learn",
                 "pymatgen", "matminer", "joblib", "pydantic", "pyyaml")
 
@@ -69,8 +77,8 @@ def _client():
 
 def cv_summary(settings: Settings, pipeline_run_id: str) -> pd.DataFrame:
     """Mean CV metrics per (model, target) of one pipeline run: r2, rmse, mae (GPa), n_runs
-    (``ecdflow.train.summarise`` of the finished training runs)."""
-    from ecdflow.train import collect_runs, summarise
+    (``ecdflow.results.summarise`` of the finished training runs)."""
+    from ecdflow.results import collect_runs, summarise
 
     runs = collect_runs(settings, pipeline_run_id)
     summary = summarise(runs[runs["split_kind"] == "cv"])
@@ -94,11 +102,9 @@ def _log_target(run, settings: Settings) -> bool:
 
 
 def _grid(run, settings: Settings) -> int:
-    """The density grid a training run used: its params, else the settings."""
-    for key, val in run.data.params.items():
-        if key in ("grid", "density.grid", "density_grid"):
-            return int(float(val))
-    return settings.density.grid
+    """The density grid a training run used: its ``grid`` param, else the settings."""
+    val = run.data.params.get(GRID_PARAM)
+    return int(float(val)) if val is not None else settings.density.grid
 
 
 def export_member(run_id: str, dest: Path) -> Path:
@@ -153,6 +159,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     """
     import mlflow
 
+    from ecdflow.models import get_spec
     from ecdflow.serve import ModulusEnsemble, signature
 
     target = resolve_target(target)
@@ -177,7 +184,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     with tempfile.TemporaryDirectory() as tmp:
         members = [export_member(r.info.run_id, Path(tmp)) for r in runs]
         manifest = {"target": target, "model_type": best,
-                    "inputs": list(_model_inputs(best)), "grid": _grid(runs[0], settings),
+                    "inputs": list(get_spec(best).inputs), GRID_PARAM: _grid(runs[0], settings),
                     "smearing_A": settings.density.smearing_A,
                     "log_target": _log_target(runs[0], settings),
                     "members": [f"member_{i}" for i in range(len(members))]}
@@ -210,16 +217,6 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     return client.get_model_version(name, mv.version)
 
 
-def _model_inputs(model: str) -> tuple[str, ...]:
-    """Named inputs of a model type (from ``ecdflow.models.MODELS`` when available)."""
-    try:
-        from ecdflow.models import MODELS
-
-        return tuple(MODELS[model].inputs)
-    except (ImportError, KeyError, AttributeError):
-        return INPUTS_BY_MODEL.get(model, ("ecd", "magpie"))
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -234,67 +231,58 @@ def _alias_version(name: str, alias: str):
         return None
 
 
-def _tag_float(mv, key: str) -> float:
-    try:
-        return float(mv.tags.get(key, "nan"))
-    except ValueError:
-        return math.nan
+def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -> dict:
+    """Judge ``target``'s challenger with :func:`gate` and record the verdict on the version
+    (tags ``ecdflow.gate``, ``ecdflow.gate_reason``, ``ecdflow.gate_champion``,
+    ``ecdflow.gate_at``) and, with a pipeline run, as a ``gate-<target>`` MLflow run (metrics
+    ``gate_passed`` 1/0 and the candidate's, champion's and baseline's CV metric in GPa).
+    Moves no alias: promotion stays a human act (:func:`promote` reads the verdict).
 
+    Returns:
+        name, version, champion ("" if none), passed, reason, metric, candidate_value,
+        champion_value, baseline_value (GPa; None where absent).
 
-def external_check(candidate, champion) -> str:
-    """Why the candidate's external-validation RMSEs are worse than the champion's ("" if not).
-
-    Compares every ``ecdflow.external.*.rmse_gpa`` tag both versions carry; the candidate must
-    carry at least one (``ecdflow evaluate external`` sets them)."""
-    keys = [k for k in candidate.tags if k.startswith(TAG_EXTERNAL) and k.endswith("rmse_gpa")]
-    if not keys:
-        return "no external-validation metrics on the candidate (run `ecdflow evaluate external`)"
-    if champion is None:
-        return ""
-    for k in sorted(keys):
-        c, h = _tag_float(candidate, k), _tag_float(champion, k)
-        if not math.isnan(h) and not math.isnan(c) and c > h:
-            return (f"external {k.removeprefix(TAG_EXTERNAL)} {c:.3g} GPa is worse than the "
-                    f"champion's {h:.3g} GPa")
-    return ""
-
-
-def gate(settings: Settings, candidate, champion) -> str:
-    """The promotion gate: "" when ``candidate`` may replace ``champion``, else one-line reason.
-
-    Rules (metric = ``settings.registry.metric``, GPa, lower is better): the candidate must
-    (1) be no worse than the RF+Magpie baseline of its own pipeline run (a rf_magpie candidate
-    is the baseline), (2) beat the champion trained on the same data version by the relative
-    ``margin``: ``cand < champ * (1 - margin)``, and (3) with ``use_external_validation``,
-    not be worse than the champion on the external references.
+    Raises:
+        GateRefused: the registered model has no challenger.
     """
-    metric, margin = settings.registry.metric, settings.registry.margin
-    key = TAG_CV.format(metric=metric)
-    cand = _tag_float(candidate, key)
-    if math.isnan(cand):
-        return f"candidate v{candidate.version} has no CV {metric} tag"
-    base = _tag_float(candidate, TAG_BASELINE.format(metric=metric))
-    if candidate.tags.get(tracking.TAG_MODEL) != BASELINE:
-        if math.isnan(base):
-            return "no RF+Magpie baseline in the candidate's pipeline run"
-        if cand > base:
-            return (f"candidate v{candidate.version} CV {metric} {cand:.3f} GPa does not beat "
-                    f"the RF+Magpie baseline {base:.3f} GPa")
-    if champion is not None:
-        if champion.version == candidate.version:
-            return f"v{candidate.version} is already the champion"
-        dv_c = candidate.tags.get(tracking.TAG_DATA_VERSION, "")
-        dv_h = champion.tags.get(tracking.TAG_DATA_VERSION, "")
-        if dv_c != dv_h:
-            return (f"data versions differ (candidate {dv_c or '?'}, champion {dv_h or '?'}): "
-                    "metrics are not comparable; use --force with a reason")
-        champ = _tag_float(champion, key)
-        if not math.isnan(champ) and not cand < champ * (1.0 - margin):
-            return (f"candidate v{candidate.version} CV {metric} {cand:.3f} GPa does not beat "
-                    f"champion v{champion.version} {champ:.3f} GPa by margin {margin:.1%}")
-    if settings.registry.use_external_validation:
-        return external_check(candidate, champion)
-    return ""
+    import mlflow
+
+    target = resolve_target(target)
+    name = settings.registry.model_names[target]
+    tracking.configure(settings)
+    cand = _alias_version(name, CHALLENGER)
+    if cand is None:
+        raise GateRefused(f"{name} has no '{CHALLENGER}' version: run `ecdflow register` first")
+    champ = _alias_version(name, CHAMPION)
+    reason = gate(settings, cand, champ)
+    metric = settings.registry.metric
+
+    def value(mv, key: str) -> float | None:  # None, not NaN: the verdict travels as JSON
+        v = tag_float(mv, key.format(metric=metric)) if mv is not None else math.nan
+        return None if math.isnan(v) else v
+
+    out = {"name": name, "version": str(cand.version),
+           "champion": str(champ.version) if champ else "", "passed": not reason,
+           "reason": reason, "metric": metric, "candidate_value": value(cand, TAG_CV),
+           "champion_value": value(champ, TAG_CV), "baseline_value": value(cand, TAG_BASELINE)}
+    client = _client()
+    for k, v in {TAG_GATE: "passed" if not reason else "refused",
+                 TAG_GATE_REASON: reason[:4000], TAG_GATE_CHAMPION: out["champion"] or "none",
+                 TAG_GATE_AT: _now()}.items():
+        client.set_model_version_tag(name, cand.version, k, v)
+    parent = tracking.find_parent_run(settings, pipeline_run_id) if pipeline_run_id else None
+    if parent:
+        tags = {**tracking.base_tags(settings, pipeline_run_id), tracking.TAG_ROLE: "gate",
+                tracking.TAG_TARGET: target, TAG_GATE: "passed" if not reason else "refused"}
+        with tracking.child_run(settings, parent, f"gate-{target}", tags):
+            mlflow.log_params({"name": name, "version": out["version"],
+                               "champion": out["champion"] or "none", "metric": metric})
+            mlflow.log_metrics({"gate_passed": float(not reason), **{
+                f"{k.removesuffix('_value')}_cv_{metric}_gpa": out[k]
+                for k in ("candidate_value", "champion_value", "baseline_value")
+                if out[k] is not None}})
+    log.info("gate %s v%s: %s", name, cand.version, reason or "passed")
+    return out
 
 
 def history_path(settings: Settings, name: str) -> Path:
@@ -313,7 +301,9 @@ def _append_history(settings: Settings, name: str, event: dict[str, Any]) -> lis
 
 def promote(settings: Settings, target: str, force: bool = False, reason: str | None = None,
             actor: str | None = None) -> dict:
-    """Move alias ``champion`` to the ``challenger`` through the gate (see :func:`gate`).
+    """Move alias ``champion`` to the ``challenger`` through the gate: the verdict the
+    pipeline's ``gate`` task recorded (:func:`bless`) when it judged against the current
+    champion, else :func:`gate` now.
 
     Args:
         force: skip the gate; needs ``reason``; who/why are recorded as version tags.
@@ -337,7 +327,9 @@ def promote(settings: Settings, target: str, force: bool = False, reason: str | 
     if cand is None:
         raise GateRefused(f"{name} has no '{CHALLENGER}' version: run `ecdflow register` first")
     champ = _alias_version(name, CHAMPION)
-    verdict = gate(settings, cand, champ)
+    verdict = recorded_verdict(cand, champ)
+    if verdict is None:
+        verdict = gate(settings, cand, champ)
     if verdict and not force:
         raise GateRefused(verdict)
     if champ is not None and champ.version == cand.version:
@@ -346,8 +338,8 @@ def promote(settings: Settings, target: str, force: bool = False, reason: str | 
     event = {
         "action": "promote", "name": name, "version": str(cand.version),
         "previous_champion": str(champ.version) if champ else "",
-        "metric": metric, "candidate_value": _tag_float(cand, TAG_CV.format(metric=metric)),
-        "champion_value": _tag_float(champ, TAG_CV.format(metric=metric)) if champ else None,
+        "metric": metric, "candidate_value": tag_float(cand, TAG_CV.format(metric=metric)),
+        "champion_value": tag_float(champ, TAG_CV.format(metric=metric)) if champ else None,
         "forced": bool(force), "gate": verdict or "passed", "reason": reason or "",
         "actor": actor or getpass.getuser(), "time": _now(),
     }

@@ -1,15 +1,21 @@
 """The served model: an MLflow pyfunc that takes what users have and returns moduli in GPa.
 
-Input: a DataFrame with a column ``input`` holding, per row, CIF text, POSCAR text, a pymatgen
-``Structure.as_dict()`` as JSON, or CHGCAR text, and an optional column ``format``
-(``cif``, ``poscar``, ``json``, ``chgcar``; empty: detected). The model builds the ECD
-(procrystal from the structure, or read from the CHGCAR and resampled to the model grid) and
-the Magpie features itself, runs every fold model of the ensemble and returns a DataFrame:
+Input: a DataFrame with a column ``input`` holding, per row, CIF text, POSCAR/CONTCAR text, a
+pymatgen ``Structure.as_dict()`` as JSON, CHGCAR text or a chemical formula, an optional column
+``format`` (a hint only: ``cif``, ``poscar``, ``json``, ``chgcar``, ``formula``; the content
+decides, see docs/inputs.md) and an optional column ``source`` (the name used in error
+messages; default ``row <i>``, 0-based). Parsing is the project's input layer
+(``ecdflow.io``), the same as ``ecdflow predict`` and ``ecdflow preprocess``. The model builds
+the ECD (procrystal from the structure, or the CHGCAR's density resampled to the model grid;
+a formula has no structure, so density models refuse it) and the Magpie features
+(``ecdflow.features.featurize``: rows with non-finite features are refused naming the element),
+runs every fold model of the ensemble and returns a DataFrame:
 
-- ``formula``: reduced formula of the parsed structure ("" when unparseable)
-- ``prediction``: mean over fold models, GPa
-- ``uncertainty``: standard deviation over fold models, GPa (0 for a one-member ensemble)
-- ``error``: empty, or why the row was refused (unparseable, not a crystal, lanthanide, ...)
+- ``formula``: reduced formula ("" when unparseable)
+- ``prediction``: mean over fold models, GPa; ``None`` (JSON ``null``) when refused
+- ``uncertainty``: standard deviation over fold models, GPa (0 for a one-member ensemble;
+  ``None`` when refused)
+- ``error``: empty, or one line ``<source>: <reason>`` saying why the row was refused
 
 One bad row never breaks the others. The ensemble (not a refit on all data) is registered so
 the fold spread gives an uncertainty; see docs/registry.md.
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,46 +33,24 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from ecdflow.errors import InputError
+
 MANIFEST = "manifest.json"
-FORMATS = ("cif", "poscar", "json", "chgcar")
+FORMATS = ("cif", "poscar", "json", "chgcar", "formula")
 MAX_Z = 86
 """Elements above Rn are refused (no training data, radioactive)."""
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """One parsed input row: the structure and, for CHGCAR input, the density on the model
-    grid (e/Å^3); ``error`` is set instead when the row is refused."""
+    """One parsed input row: the structure (None for a formula), the composition, and for
+    CHGCAR input the density on the model grid (e/Å^3); ``error`` is set instead when the row
+    is refused."""
 
     structure: Any = None
     ecd: np.ndarray | None = None
     error: str = ""
-
-
-def detect_format(text: str) -> str:
-    """Guess the input format of ``text`` (``json``, ``cif``, ``chgcar`` or ``poscar``)."""
-    s = text.lstrip()
-    if s.startswith("{"):
-        return "json"
-    if "_cell_length_a" in text or s.lower().startswith("data_"):
-        return "cif"
-    lines = [ln for ln in text.splitlines()]
-    # a CHGCAR is a POSCAR followed by a blank line, a grid line and many numbers
-    for i, ln in enumerate(lines[:-1]):
-        if i > 6 and not ln.strip():
-            grid = lines[i + 1].split()
-            if len(grid) == 3 and all(g.isdigit() for g in grid):
-                return "chgcar"
-    return "poscar"
-
-
-def _structure_from_text(text: str, fmt: str):
-    """Parse a structure from CIF/POSCAR/JSON text (pymatgen ``Structure``)."""
-    from pymatgen.core import Structure
-
-    if fmt == "json":
-        return Structure.from_dict(json.loads(text))
-    return Structure.from_str(text, fmt=fmt)
+    composition: Any = None
 
 
 def _check_structure(structure) -> str:
@@ -78,13 +61,9 @@ def _check_structure(structure) -> str:
         return "not a crystal structure"
     if not structure.is_ordered:
         return "disordered structure (partial occupancies) not supported"
-    for el in structure.composition.elements:
-        sym = getattr(el, "symbol", str(el))
-        if getattr(el, "is_lanthanoid", False) or getattr(el, "is_actinoid", False):
-            return (f"unsupported element {sym} "
-                    "(lanthanides/actinides are excluded, as in the paper)")
-        if getattr(el, "Z", 0) > MAX_Z or getattr(el, "Z", 0) < 1:
-            return f"unsupported element {sym}"
+    reason = _check_elements(structure.composition)
+    if reason:
+        return reason
     if structure.volume <= 0 or structure.density > 30:
         return "not a physical crystal (volume/density)"
     try:
@@ -92,47 +71,72 @@ def _check_structure(structure) -> str:
 
         conventional_cell(structure)
     except Exception as exc:  # noqa: BLE001 - InputError or a symmetry failure
-        return f"not a Fm-3m crystal (the models cover Fm-3m only): {str(exc)[:160]}"
+        lines = str(getattr(exc, "what", None) or exc).splitlines()
+        return f"not a Fm-3m crystal (the models cover Fm-3m only): {(lines or [''])[0][:160]}"
     return ""
 
 
-def _chgcar_row(text: str, grid: int, needs_ecd: bool) -> tuple[Any, np.ndarray | None]:
-    """Structure and (when ``needs_ecd``) the model-grid density (e/Å^3) from CHGCAR text."""
-    from ecdflow.chgcar import read_chgcar, to_model_grid
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "CHGCAR"
-        path.write_text(text)
-        structure, rho = read_chgcar(path)
-    if not needs_ecd:
-        return structure, None
-    return structure, np.asarray(to_model_grid(structure, rho, grid), dtype=np.float32)
+def _check_elements(composition) -> str:
+    for el in composition.elements:
+        sym = getattr(el, "symbol", str(el))
+        if getattr(el, "is_lanthanoid", False) or getattr(el, "is_actinoid", False):
+            return (f"unsupported element {sym} "
+                    "(lanthanides/actinides are excluded, as in the paper)")
+        if getattr(el, "Z", 0) > MAX_Z or getattr(el, "Z", 0) < 1:
+            return f"unsupported element {sym}"
+    return ""
 
 
-def parse_input(text: Any, fmt: str | None, grid: int, needs_ecd: bool) -> Parsed:
-    """Parse one input row; never raises (errors go to ``Parsed.error``).
+def parse_input(text: Any, fmt: str | None, grid: int, needs_ecd: bool,
+                where: str = "input") -> Parsed:
+    """Parse one input row with ``ecdflow.io.parse_text``; never raises.
 
     Args:
-        text: CIF/POSCAR/CHGCAR text or a pymatgen structure dict as JSON.
-        fmt: one of ``FORMATS`` or empty/None to detect.
+        text: CIF/POSCAR/CHGCAR text, a pymatgen structure dict as JSON, or a formula.
+        fmt: a hint (one of ``FORMATS``) or empty/None; content wins over it.
         grid: model grid (points per cube edge) for CHGCAR resampling.
-        needs_ecd: whether the model reads the density (CHGCAR is then read and resampled).
+        needs_ecd: whether the model reads the density (CHGCAR is then resampled; a formula,
+            having no structure, is refused).
+        where: the name put in front of every error.
+
+    Returns:
+        ``Parsed`` with ``error`` = ``<where>: <reason>`` when the row is refused.
     """
+    from ecdflow.io import parse_text
+
+    if isinstance(text, bytes):
+        from ecdflow.io.raw import decode_text, decompress
+
+        try:
+            text = decode_text(decompress(text, where)[0], where)
+        except InputError as exc:
+            return Parsed(error=str(exc))
     if not isinstance(text, str) or not text.strip():
-        return Parsed(error="empty input")
-    fmt = (fmt or "").strip().lower() or detect_format(text)
-    if fmt not in FORMATS:
-        return Parsed(error=f"unknown format '{fmt}' (use one of {', '.join(FORMATS)})")
+        return Parsed(error=f"{where}: empty input")
     try:
-        if fmt == "chgcar":
-            structure, ecd = _chgcar_row(text, grid, needs_ecd)
-        else:
-            structure, ecd = _structure_from_text(text, fmt), None
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a per-row user error
+        item = parse_text(text, where, hint=(fmt or "").strip().lower())
+    except InputError as exc:
+        return Parsed(error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not break the batch
         msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return Parsed(error=f"cannot parse input as {fmt}: {msg}")
-    reason = _check_structure(structure)
-    return Parsed(error=reason) if reason else Parsed(structure=structure, ecd=ecd)
+        return Parsed(error=f"{where}: cannot read input ({type(exc).__name__}: {msg})")
+    if item.structure is None:
+        if needs_ecd:
+            return Parsed(error=f"{where}: a formula has no structure, and this model needs "
+                                "a charge density; give a CIF/POSCAR/CHGCAR or use a Magpie "
+                                "model", composition=item.composition)
+        reason = _check_elements(item.composition)
+        return (Parsed(error=f"{where}: {reason}", composition=item.composition) if reason
+                else Parsed(composition=item.composition))
+    reason = _check_structure(item.structure)
+    if reason:
+        return Parsed(error=f"{where}: {reason}", composition=item.composition)
+    ecd = None
+    if needs_ecd and item.rho is not None:
+        from ecdflow.chgcar import to_model_grid
+
+        ecd = np.asarray(to_model_grid(item.structure, item.rho, grid), dtype=np.float32)
+    return Parsed(structure=item.structure, ecd=ecd, composition=item.composition)
 
 
 def _procrystal(structure, grid: int, smearing_A: float) -> np.ndarray:
@@ -141,29 +145,19 @@ def _procrystal(structure, grid: int, smearing_A: float) -> np.ndarray:
     return np.asarray(procrystal_density(structure, grid=grid, smearing_A=smearing_A), np.float32)
 
 
-def _magpie_rows(formulas: list[str]) -> list[np.ndarray | str]:
-    """Magpie features per formula, or an error string for a formula that fails."""
-    from ecdflow.features import magpie_features
-
-    try:
-        return list(np.asarray(magpie_features(formulas), dtype=np.float32))
-    except Exception:  # noqa: BLE001 - retry one by one to isolate the bad row
-        out: list[np.ndarray | str] = []
-        for f in formulas:
-            try:
-                out.append(np.asarray(magpie_features([f]), dtype=np.float32)[0])
-            except Exception as exc:  # noqa: BLE001
-                out.append(f"cannot build Magpie features for {f}: {str(exc)[:120]}")
-        return out
-
-
-def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int,
-                 smearing_A: float) -> tuple[dict[str, np.ndarray], list[str]]:
+def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int, smearing_A: float,
+                 where: list[str] | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """Model inputs for the good rows and an error per row (featurisation may still fail).
 
-    Returns ``({"ecd": (n,N,N,N,1) e/Å^3, "magpie": (n,132)}, errors)``; ``n`` counts the rows
-    whose error is empty, in order.
+    Magpie rows go through ``ecdflow.features.featurize`` (the same check as training: exact
+    formula, finite features, the element without data named). Returns
+    ``({"ecd": (n,N,N,N,1) e/Å^3, "magpie": (n,132)}, errors)``; ``n`` counts the rows whose
+    error is empty, in order.
     """
+    from ecdflow.features import featurize
+    from ecdflow.schema import MAGPIE_LEN
+
+    where = where or [f"row {i}" for i in range(len(parsed))]
     errors = [p.error for p in parsed]
     ecd: dict[int, np.ndarray] = {}
     mag: dict[int, np.ndarray] = {}
@@ -172,17 +166,23 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int,
             if errors[i]:
                 continue
             try:
-                ecd[i] = p.ecd if p.ecd is not None else _procrystal(p.structure, grid, smearing_A)
+                e = p.ecd if p.ecd is not None else _procrystal(p.structure, grid, smearing_A)
+                if not np.all(np.isfinite(e)):
+                    raise ValueError("non-finite density values")
+                ecd[i] = e
             except Exception as exc:  # noqa: BLE001 - per-row error
-                errors[i] = f"cannot build the charge density: {str(exc).splitlines()[0][:160]}"
+                msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+                errors[i] = f"{where[i]}: cannot build the charge density: {msg}"
     if "magpie" in inputs:
         idx = [i for i, e in enumerate(errors) if not e]
-        rows = _magpie_rows([parsed[i].structure.composition.reduced_formula for i in idx])
-        for i, r in zip(idx, rows, strict=True):
-            if isinstance(r, str):
-                errors[i] = r
+        x, errs = featurize([parsed[i].composition.element_composition.formula for i in idx],
+                            where=[f"{where[i]} ({parsed[i].composition.reduced_formula})"
+                                   for i in idx])
+        for k, i in enumerate(idx):
+            if errs[k]:
+                errors[i] = errs[k]
             else:
-                mag[i] = r
+                mag[i] = x[k]
     good = [i for i, e in enumerate(errors) if not e]
     out: dict[str, np.ndarray] = {}
     if "ecd" in inputs:
@@ -190,7 +190,7 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int,
                       else np.zeros((0, grid, grid, grid, 1), np.float32))
     if "magpie" in inputs:
         out["magpie"] = (np.stack([mag[i] for i in good]) if good
-                         else np.zeros((0, 132), np.float32))
+                         else np.zeros((0, MAGPIE_LEN), np.float32))
     return out, errors
 
 
@@ -240,40 +240,56 @@ def member_predict(member, x: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(member.predict(x["magpie"])).reshape(-1)
 
 
+def _column(model_input: pd.DataFrame, name: str) -> list:
+    if name not in model_input.columns:
+        return [None] * len(model_input)
+    return [v if isinstance(v, str) and v.strip() else None for v in model_input[name]]
+
+
 def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame) -> pd.DataFrame:
-    """Run the ensemble on a user DataFrame (``input``, optional ``format``); see module doc."""
+    """Run the ensemble on a user DataFrame (``input``, optional ``format``, ``source``); see
+    the module doc. Missing predictions are ``None`` (JSON ``null``), never NaN."""
     if isinstance(model_input, dict):
         model_input = pd.DataFrame(model_input)
     if "input" not in model_input.columns:
-        raise ValueError("the input DataFrame needs a column 'input' (CIF/POSCAR/JSON/CHGCAR)")
-    fmts = model_input["format"] if "format" in model_input.columns else [None] * len(model_input)
+        raise ValueError("the input DataFrame needs a column 'input' "
+                         "(CIF/POSCAR/JSON/CHGCAR text or a formula)")
+    fmts = _column(model_input, "format")
+    where = [s or f"row {i}" for i, s in enumerate(_column(model_input, "source"))]
     inputs = list(manifest["inputs"])
     grid = int(manifest["grid"])
-    parsed = [parse_input(t, f if isinstance(f, str) else None, grid, "ecd" in inputs)
-              for t, f in zip(model_input["input"], fmts, strict=True)]
-    x, errors = build_inputs(parsed, inputs, grid, float(manifest.get("smearing_A", 0.1)))
+    parsed = [parse_input(t, f, grid, "ecd" in inputs, w)
+              for t, f, w in zip(model_input["input"], fmts, where, strict=True)]
+    x, errors = build_inputs(parsed, inputs, grid, float(manifest.get("smearing_A", 0.1)), where)
     good = [i for i, e in enumerate(errors) if not e]
-    pred = np.full(len(errors), np.nan)
-    unc = np.full(len(errors), np.nan)
+    pred: list[float | None] = [None] * len(errors)
+    unc: list[float | None] = [None] * len(errors)
     if good:
         ys = np.stack([member_predict(m, x) for m in members])  # (members, n_good)
         if manifest.get("log_target"):
             ys = np.power(10.0, ys)
-        pred[good] = ys.mean(axis=0)
-        unc[good] = ys.std(axis=0) if len(members) > 1 else 0.0
-    formulas = [p.structure.composition.reduced_formula if p.structure is not None else ""
+        mean = ys.mean(axis=0)
+        std = ys.std(axis=0) if len(members) > 1 else np.zeros(len(good))
+        for k, i in enumerate(good):
+            if np.isfinite(mean[k]) and np.isfinite(std[k]):
+                pred[i], unc[i] = float(mean[k]), float(std[k])
+            else:
+                errors[i] = f"{where[i]}: the model returned a non-finite value"
+    formulas = [p.composition.reduced_formula if p.composition is not None else ""
                 for p in parsed]
-    return pd.DataFrame({"formula": formulas, "prediction": pred, "uncertainty": unc,
-                         "error": errors})
+    return pd.DataFrame({"formula": formulas, "prediction": pd.Series(pred, dtype=object),
+                         "uncertainty": pd.Series(unc, dtype=object), "error": errors})
 
 
 def signature():
-    """The pyfunc's MLflow signature (input text + optional format -> prediction, GPa)."""
+    """The pyfunc's MLflow signature (input text + optional format hint and source name ->
+    prediction, GPa)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "input"), ColSpec("string", "format", required=False)]),
+        inputs=Schema([ColSpec("string", "input"), ColSpec("string", "format", required=False),
+                       ColSpec("string", "source", required=False)]),
         outputs=Schema([ColSpec("string", "formula"), ColSpec("double", "prediction"),
                         ColSpec("double", "uncertainty"), ColSpec("string", "error")]),
     )

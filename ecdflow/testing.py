@@ -1,7 +1,10 @@
-"""Helpers for tests and benchmarks: a real, local S3 server (moto) on 127.0.0.1.
+"""Helpers for tests and benchmarks: a real, local S3 server (moto) on 127.0.0.1, and an
+offline headless Chromium that records every request a page makes.
 
-Used by tests/e2e/test_s3_records.py and bench/bench_s3.py, so records are written to and read
-from an actual S3 endpoint (HTTP, signed requests) without any network access.
+The S3 server is used by tests/e2e/test_s3_records.py and bench/bench_s3.py, so records are
+written to and read from an actual S3 endpoint (HTTP, signed requests) without any network
+access. ``offline_browser``/``visit`` open the HTML artifacts (Data Docs, the evaluation report,
+MLflow UI pages) with every request off the machine blocked and recorded.
 """
 
 from __future__ import annotations
@@ -72,3 +75,83 @@ def upload_dir(env: dict[str, str], local_dir: str | Path, bucket: str, prefix: 
             client.upload_file(str(p), bucket, f"{prefix}/{p.name}")
             sent += p.stat().st_size
     return sent
+
+
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's ``chromium`` package (``make browser`` installs it with ``chromium-driver``)."""
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage")
+"""Flags for root in a container, and no traffic of the browser's own (updates, sync)."""
+_LOCAL_SCHEMES = ("file", "data", "blob", "about", "chrome", "chrome-extension")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def is_local_url(url: str) -> bool:
+    """True for a URL that stays on this machine (file:, data:, blob:, about:, localhost)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in _LOCAL_SCHEMES or (parts.hostname or "") in _LOCAL_HOSTS
+
+
+@contextmanager
+def offline_browser(executable: str = CHROMIUM, width: int = 1280, height: int = 900):
+    """A headless Chromium (Playwright driving ``executable``, empty throw-away profile) whose
+    pages cannot reach another host: every request is recorded in ``context.requests`` and
+    any that would leave the machine is aborted and listed in ``context.external``.
+
+    Raises:
+        FileNotFoundError: ``executable`` is missing (run ``make browser``).
+    """
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    if not Path(executable).exists():
+        raise FileNotFoundError(f"{executable}: no Chromium (run `make browser`)")
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            profile, executable_path=executable, headless=True, args=list(CHROMIUM_ARGS),
+            viewport={"width": width, "height": height}, service_workers="block")
+        ctx.requests, ctx.external = [], []
+
+        def _route(route):
+            url = route.request.url
+            ctx.requests.append(url)
+            if is_local_url(url):
+                route.continue_()
+            else:
+                ctx.external.append(url)
+                route.abort("internetdisconnected")
+
+        ctx.route("**/*", _route)
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+def visit(ctx, url_or_path: str | Path, screenshot: str | Path | None = None,
+          wait_for: str | None = None, timeout_ms: int = 30_000):
+    """Open a page (a path becomes its file:// URL) in ``ctx`` from ``offline_browser``, wait
+    for the load event, network idle and the ``wait_for`` CSS selector, and save a full-page
+    PNG to ``screenshot`` (fixed-position elements put back in the flow first). Returns the
+    page (still open; ``page.errors`` lists its uncaught JavaScript errors)."""
+    url = Path(url_or_path).resolve().as_uri() if isinstance(url_or_path, Path) or \
+        "://" not in str(url_or_path) else str(url_or_path)
+    page = ctx.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url, wait_until="load", timeout=timeout_ms)
+    page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    if wait_for:
+        page.wait_for_selector(wait_for, timeout=timeout_ms)
+    if screenshot:
+        # a full-page capture would stamp fixed-position bars (GX's footer) mid-page
+        page.evaluate("() => { for (const e of document.querySelectorAll('body *')) "
+                      "if (getComputedStyle(e).position === 'fixed') e.style.position = "
+                      "'static'; }")
+        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    return page

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ecdflow.config import REPO_ROOT, Settings
+from ecdflow.schema import RunKey
 
-TAG_ROLE = "ecdflow.role"  # "parent" | "train" | "evaluate" | "external"
+TAG_ROLE = "ecdflow.role"  # "parent" | "train" | "evaluate" | "external" | "register" | "gate"
 TAG_MODEL = "ecdflow.model"  # rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion
 TAG_TARGET = "ecdflow.target"  # K_VRH | G_VRH
 TAG_SPLIT = "ecdflow.split"  # e.g. cv-0 .. cv-4, loeo-Cs
@@ -24,6 +25,11 @@ TAG_PROFILE = "ecdflow.profile"
 TAG_GIT = "ecdflow.git_commit"
 TAG_PIPELINE_RUN = "ecdflow.pipeline_run_id"
 TAG_DATA_VERSION = "ecdflow.data_version"
+
+# registered model-version tags (ecdflow.registry writes them, ecdflow.gate reads them)
+TAG_CV = "ecdflow.cv_{metric}_gpa"  # rmse / mae of the version's model type (mean over folds)
+TAG_BASELINE = "ecdflow.baseline_cv_{metric}_gpa"  # RF+Magpie of the same pipeline run
+TAG_EXTERNAL = "ecdflow.external."  # prefix of external-validation tags (ecdflow.external)
 
 METRIC_MAE = "test_mae_gpa"
 METRIC_RMSE = "test_rmse_gpa"
@@ -139,12 +145,13 @@ ARTIFACT_SPLITS = "splits.json"  # the data version's splits, logged to the pare
 ARTIFACT_RESULTS = "results"  # folder of the results tables (markdown + csv) on the parent run
 
 
-def find_train_run(settings: Settings, pipeline_run_id: str, model: str, target: str,
-                   split: str, repeat: int, data_version: str | None = None):
-    """The newest FINISHED training run of one model/target/split/repeat of a pipeline run
-    (optionally of one data version), or None."""
+def find_train_run(settings: Settings, pipeline_run_id: str, key: RunKey,
+                   data_version: str | None = None):
+    """The newest FINISHED training run of one model/target/split/repeat (``key``) of a
+    pipeline run (optionally of one data version), or None."""
     import mlflow
 
+    model, target, split, repeat = key.model, key.target, key.split, key.repeat
     exp_id = configure(settings)
     flt = (f"tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}' and tags.\"{TAG_ROLE}\" = 'train'"
            f" and tags.\"{TAG_MODEL}\" = '{model}' and tags.\"{TAG_TARGET}\" = '{target}'"

@@ -1,1 +1,1 @@
-"""Kubeflow pipelines of ecdflow; each module compiles itself under __main__."""
+"""Script entry points of the Kubeflow pipelines (the code lives in ``ecdflow.kfp``)."""

@@ -1,4 +1,9 @@
-"""The ``ecdflow`` command line: thin wrappers over the library, one module per stage."""
+"""The ``ecdflow`` command line: thin wrappers over the library, one module per stage.
+
+May import: anything in ``ecdflow`` (it is the top floor, with ``ecdflow.kfp.runners`` as its
+door to the pipeline); nothing imports it but the console script ``ecdflow``. Printing
+happens here, not in the library.
+"""
 
 from __future__ import annotations
 

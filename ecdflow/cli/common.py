@@ -17,7 +17,9 @@ def settings(ctx: click.Context, overrides: dict | None = None) -> Settings:
 def run_main(group: click.Group, args: list[str] | None = None) -> int:
     """Run ``group``; an ``EcdflowError`` becomes ``error: <one line>`` and exit code 2."""
     try:
-        group.main(args=args, standalone_mode=False, prog_name="ecdflow")
+        rv = group.main(args=args, standalone_mode=False, prog_name="ecdflow")
+        if isinstance(rv, int) and not isinstance(rv, bool):  # ctx.exit(n) in a command
+            return rv
     except EcdflowError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2

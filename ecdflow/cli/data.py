@@ -170,21 +170,52 @@ def build_cmd(ctx: click.Context, table: Path | None, limit: int, out_dir: Path 
 
 
 @data.command("chgcar")
-@click.argument("material_id")
+@click.argument("source")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CHGCAR file to write (open it in VESTA).")
 @click.option("--table", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--grid", type=int, default=None, help="Points per edge (default density.grid).")
+@click.option("--elements", default=None,
+              help="Species of a VASP 4 file without an element line, in file order "
+                   "(e.g. 'Na Cl').")
 @click.pass_context
-def chgcar_cmd(ctx: click.Context, material_id: str, out: Path, table: Path | None,
-               grid: int | None) -> None:
-    """Write MATERIAL_ID's procrystal ECD on its conventional cube as a VASP CHGCAR."""
-    from ecdflow.chgcar import write_chgcar
-    from ecdflow.data.build import material_structure
+def chgcar_cmd(ctx: click.Context, source: str, out: Path, table: Path | None,
+               grid: int | None, elements: str | None) -> None:
+    """Write an ECD on the conventional cube as a VASP CHGCAR.
+
+    SOURCE is a material id of the table (its procrystal ECD) or a file read by the input
+    layer (docs/inputs.md): a CHGCAR-like file (its DFT density, total block, resampled; any
+    name, gzip/bzip2/xz) or a CIF/POSCAR/pymatgen-JSON structure (its procrystal ECD).
+    The line printed gives the kind read and the electrons in the cell (from the density).
+    """
+    from ecdflow.chgcar import to_model_grid, write_chgcar
     from ecdflow.density import conventional_cell, procrystal_density
 
     cfg = settings(ctx)
-    s = material_structure(table or cfg.path(cfg.paths.materials), material_id)
-    rho = procrystal_density(s, grid or cfg.density.grid, cfg.density.smearing_A)
+    n = grid or cfg.density.grid
+    from ecdflow.io import hint_of, read_input
+
+    if Path(source).exists() or "/" in source or hint_of(source):
+        item = read_input(source, elements=elements.split() if elements else None)
+        if item.structure is None:
+            raise InputError(source, "a formula has no structure or density to write")
+        conv = conventional_cell(item.structure)
+        if item.rho is not None:
+            rho = to_model_grid(item.structure, item.rho, n)
+            what = (f"DFT density (total of {item.blocks} block"
+                    f"{'s' if item.blocks > 1 else ''}), {item.electrons:.3f} electrons in the "
+                    "file's cell")
+        else:
+            rho = procrystal_density(item.structure, n, cfg.density.smearing_A)
+            what = "procrystal density from the structure"
+        write_chgcar(out, conv, rho)
+        note = f" [{item.note}]" if item.note else ""
+        click.echo(f"{source}: {item.kind} {item.formula}, {what}{note}; {rho.shape[0]}^3 ECD "
+                   f"-> {out}")
+        return
+    from ecdflow.data.build import material_structure
+
+    s = material_structure(table or cfg.path(cfg.paths.materials), source)
+    rho = procrystal_density(s, n, cfg.density.smearing_A)
     write_chgcar(out, conventional_cell(s), rho)
-    click.echo(f"{material_id}: {rho.shape[0]}^3 ECD -> {out}")
+    click.echo(f"{source}: {rho.shape[0]}^3 ECD -> {out}")

@@ -32,7 +32,7 @@ def _arguments(pairs: tuple[str, ...]) -> dict:
 @click.group("pipeline")
 def pipeline() -> None:
     """The Kubeflow pipeline `ecd-elastic`: preprocess -> validate -> train (one task per
-    model x target x split) -> evaluate -> register -> external validation."""
+    model x target x split) -> evaluate -> register -> external validation -> gate."""
 
 
 @pipeline.command("compile")
@@ -43,7 +43,8 @@ def compile_cmd(ctx: click.Context, out: str | None) -> None:
     """Compile the pipeline for the selected profile to IR YAML (upload it in the KFP UI)."""
     import time
 
-    from ecdflow.pipeline import build_plan, compile_pipeline
+    from ecdflow.kfp.plan import build_plan
+    from ecdflow.kfp.runners import compile_pipeline
 
     s = load(ctx)
     t0 = time.perf_counter()
@@ -60,7 +61,7 @@ def compile_cmd(ctx: click.Context, out: str | None) -> None:
 def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -> None:
     """Run the whole pipeline here with kfp.local (subprocesses of this Python), tracking to
     the configured MLflow store; print the results, registered versions and how to look."""
-    from ecdflow.pipeline import registered_versions, run_local
+    from ecdflow.kfp.runners import registered_versions, run_local
 
     args = _arguments(params)
     overrides: dict = {"pipeline": {"caching": False}} if no_cache else {}
@@ -72,10 +73,11 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -
     out = run_local(s, _params_file(ctx), args)
     run_id = out["run_id"]
     click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s")
-    from ecdflow.train import results_table
+    from ecdflow.results import format_tables, results_table
 
     click.echo("\nresults (test metrics in GPa):")
-    results_table(s, run_id)  # prints Table 2 (CV) and Table 3 (LOEO)
+    for name, md in format_tables(results_table(s, run_id)).items():  # Table 2 (CV), 3 (LOEO)
+        click.echo(f"\n{name}\n{md}")
     click.echo("\nregistered versions:")
     versions = registered_versions(s, run_id)
     for v in versions:
@@ -104,7 +106,7 @@ def submit_cmd(ctx: click.Context, host: str, package: str | None, params: tuple
                run_name: str | None, experiment: str | None, namespace: str | None,
                service_account: str | None, timeout_s: float) -> None:
     """Create a run of the pipeline on a Kubeflow Pipelines cluster."""
-    from ecdflow.pipeline import submit
+    from ecdflow.kfp.runners import submit
 
     run_id = submit(load(ctx), host, package, _arguments(params), run_name, experiment,
                     namespace, service_account, timeout_s)

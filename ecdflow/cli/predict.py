@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from ecdflow.cli.common import settings
@@ -17,14 +19,32 @@ from ecdflow.cli.common import settings
 @click.pass_context
 def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: str | None,
             fmt: str) -> None:
-    """Predict K_VRH or G_VRH (GPa, ± the fold-ensemble spread) for CIF, POSCAR, pymatgen JSON
-    or CHGCAR files; a bad file gets an error row, the others are still predicted."""
+    """Predict K_VRH or G_VRH (GPa, ± the fold-ensemble spread) for CIF, POSCAR/CONTCAR,
+    pymatgen JSON or CHGCAR files, or tables with a formula column (one prediction per row).
+    Files may be gzip/bzip2/xz-compressed; the content decides the kind (docs/inputs.md).
+
+    A bad file or row gets an error row (prediction null) and the others are still predicted.
+    Exit status: 0 when every input was predicted, 1 when any input failed (its error is also
+    printed to stderr), 2 for a usage or configuration error (e.g. unknown model).
+    """
     from ecdflow.predict import predict_files
 
     df = predict_files(settings(ctx), list(files), target, model_uri)
     if fmt == "json":
-        click.echo(df.to_json(orient="records", indent=1))
+        click.echo(json.dumps(df.to_dict(orient="records"), indent=1, allow_nan=False))
     elif fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
     else:
-        click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        click.echo(df.to_string(index=False, na_rep="-",
+                                formatters={c: _fmt for c in ("prediction_gpa",
+                                                              "uncertainty_gpa")}))
+    failed = [e for e in df["error"] if e]
+    for e in failed:
+        click.echo(f"error: {e}", err=True)
+    if failed:
+        click.echo(f"{len(failed)} of {len(df)} inputs failed", err=True)
+        ctx.exit(1)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2f}"

@@ -33,8 +33,15 @@ def preprocess(ctx: click.Context, materials: str | None, chgcar_dir: str | None
                out: str | None, runner: str, mode: str, workers: int, beam_args: tuple[str, ...],
                metrics: str | None) -> None:
     """Compute ECD grids (e/Å^3), Magpie features and labels (GPa) for every material and
-    write sharded TFRecords; bad materials are quarantined with a reason."""
-    from ecdflow.preprocess import run_preprocess, summarize
+    write sharded TFRecords; bad materials are quarantined with a reason (quarantine.jsonl).
+
+    The table may be JSONL with structures or a composition-only CSV/TSV/semicolon/JSONL
+    (material_id, formula, K_VRH, G_VRH): its records carry Magpie features and no density.
+    Exit status: 0 when every row was written; 1 when some rows were quarantined (the rest
+    is written); 2 when no record was written or the input is unusable (one line on stderr).
+    """
+    from ecdflow.errors import EcdflowError
+    from ecdflow.preprocess import DEADLETTER_NAME, run_preprocess, summarize
 
     manifest = run_preprocess(settings(ctx), materials_path=materials, chgcar_dir=chgcar_dir,
                               out_dir=out, runner=runner, direct_running_mode=mode,
@@ -43,3 +50,14 @@ def preprocess(ctx: click.Context, materials: str | None, chgcar_dir: str | None
         Path(metrics).parent.mkdir(parents=True, exist_ok=True)
         Path(metrics).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     click.echo(summarize(manifest))
+    c = manifest.get("counts", {})
+    dead = f"{manifest.get('out_dir') or out or 'the output folder'}"
+    if not c.get("written"):
+        raise EcdflowError(f"no record written from {manifest.get('materials')}: all "
+                           f"{c.get('read', 0)} rows quarantined, e.g. "
+                           f"{manifest.get('first_quarantined', '')[:160]} (all reasons in "
+                           f"{dead}/{DEADLETTER_NAME})")
+    if c.get("quarantined"):
+        click.echo(f"{c['quarantined']} of {c['read']} rows quarantined (reasons in "
+                   f"{dead}/{DEADLETTER_NAME})", err=True)
+        ctx.exit(1)

@@ -11,6 +11,7 @@ import click
 
 from ecdflow.cli.common import settings
 from ecdflow.errors import EcdflowError
+from ecdflow.schema import is_remote
 
 
 def _leave(code: int) -> None:
@@ -37,7 +38,7 @@ def validate(ctx: click.Context, records: str | None, materials: str | None, out
     when a blocking one fails (training must not start)."""
     from ecdflow.validation.suites import metrics_of, run_validation, summarize
 
-    remote = records is not None and "://" in records
+    remote = records is not None and is_remote(records)
     try:
         summary = run_validation(settings(ctx), records_dir=records, materials_path=materials,
                                  out_dir=out, raise_on_failure=not no_fail)

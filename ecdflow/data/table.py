@@ -9,7 +9,6 @@ duplicate ids and, for rows with a structure, space group Fm-3m (225, symprec 1e
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,31 +18,23 @@ import pandas as pd
 from ecdflow.data.quarantine import Quarantine
 from ecdflow.errors import InputError
 from ecdflow.features import EXCLUDED_Z, parse_formula
+from ecdflow.schema import TARGETS
 
-TARGETS = ("K_VRH", "G_VRH")
 STRUCTURE_KEYS = ("cell", "numbers", "positions")
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Raw rows of a JSONL or CSV file; a malformed JSON line becomes an ``_error`` row."""
-    if path.suffix.lower() == ".csv":
-        try:
-            df = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(str(path), f"not a readable CSV ({why})") from None
-        return [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
-                for r in df.to_dict("records")]
-    rows = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            rows.append(obj if isinstance(obj, dict) else {"_error": "bad JSON: not an object"})
-        except json.JSONDecodeError as exc:
-            rows.append({"_error": f"bad JSON: {exc.msg}"})
-    return rows
+def read_rows(path: Path, where: str | None = None) -> list[dict]:
+    """Raw rows of a table file via the input layer (``ecdflow.io.read_table``): CSV, TSV,
+    semicolon exports or JSONL, by content; gzip/bzip2/xz; UTF-8/BOM/cp1252/Latin-1. A
+    malformed JSON line becomes an ``_error`` row.
+
+    Raises:
+        InputError: the file is missing, empty, binary or not splittable as a table; names
+            ``where`` (default: ``path``).
+    """
+    from ecdflow.io import read_table
+
+    return read_table(path, where or str(path))
 
 
 def structure_of(row) -> object:
@@ -94,9 +85,10 @@ def check_row(row: dict) -> str | None:
         if key not in row or row[key] in (None, ""):
             return f"missing field: {key}"
     try:
-        comp = parse_formula(str(row["formula"]))
+        comp = parse_formula(row["formula"] if isinstance(row["formula"], str)
+                             else str(row["formula"]))
     except InputError as exc:
-        return f"bad formula: {exc.what}"
+        return f"bad formula: {exc.what.removeprefix('bad formula ')}"
     lanthanoid = [el.symbol for el in comp.elements if el.Z in EXCLUDED_Z]
     if lanthanoid:
         return f"excluded element: {', '.join(lanthanoid)} (lanthanides/actinides)"

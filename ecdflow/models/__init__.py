@@ -1,4 +1,8 @@
-"""Model registry: name -> :class:`ModelSpec`. A new model is one file plus one line here."""
+"""Model registry: name -> :class:`ModelSpec`. A new model is one file plus one line here.
+
+May import: Keras / scikit-learn and the ground floor (``ecdflow.schema``, ``errors``); never
+records, training or tracking (models are built from a config, a grid and input statistics).
+"""
 
 from __future__ import annotations
 

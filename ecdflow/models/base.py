@@ -17,8 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ecdflow.errors import ConfigError
-
-MAGPIE_DIM = 132
+from ecdflow.schema import MAGPIE_LEN as MAGPIE_DIM
 
 
 class ModelConfig(BaseModel):

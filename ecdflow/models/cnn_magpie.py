@@ -19,6 +19,7 @@ from ecdflow.models.base import (
     magpie_input,
     output_head,
 )
+from ecdflow.schema import MAGPIE_LEN
 
 
 class CNNMagpieConfig(ModelConfig):
@@ -36,7 +37,7 @@ def build(cfg: CNNMagpieConfig, grid: int = 0, stats: InputStats | None = None,
 
     stats = stats or InputStats()
     inp, x = magpie_input(stats)
-    x = keras.layers.Reshape((132, 1))(x)
+    x = keras.layers.Reshape((MAGPIE_LEN, 1))(x)
     x = keras.layers.ZeroPadding1D((0, 12))(x)
     x = keras.layers.Reshape((12, 12, 1))(x)
     f1, f2, f3 = cfg.filters

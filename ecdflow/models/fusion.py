@@ -13,6 +13,7 @@ from pydantic import Field
 
 from ecdflow.models import cnn2d_se, cnn_magpie
 from ecdflow.models.base import InputStats, ModelConfig, ModelSpec, adam, dense_stack, output_head
+from ecdflow.schema import MAGPIE_LEN
 
 
 class FusionConfig(ModelConfig):
@@ -42,7 +43,7 @@ def build(cfg: FusionConfig, grid: int, stats: InputStats | None = None,
     parts.setdefault("cnn2d_se", cnn2d_se.build(cnn2d_se.CNN2DSEConfig(width_scale=1 / 16),
                                                 grid, stats))
     inputs = {"ecd": keras.Input((grid, grid, grid, 1), name="ecd", dtype="float32"),
-              "magpie": keras.Input((132,), name="magpie", dtype="float32")}
+              "magpie": keras.Input((MAGPIE_LEN,), name="magpie", dtype="float32")}
     feats = []
     for name in ("cnn_magpie", "cnn2d_se"):
         extractor = _penultimate(parts[name], f"{name}_features")

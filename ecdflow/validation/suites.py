@@ -258,6 +258,9 @@ def run_validation(
     }
     ctx.build_data_docs()
     docs = out / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    from ecdflow.validation.docs import offline_data_docs
+
+    offline_data_docs(docs)
     failed = [e for s in suites.values() for e in s["expectations"] if not e["success"]]
     summary = {
         "success": not any(e["blocking"] for e in failed),

@@ -125,6 +125,17 @@ def make_pipeline_run(settings: Settings, pid: str = "pr-test-1", seed: int = 0,
     rng = np.random.default_rng(seed)
     folds = np.array_split(rng.permutation(len(rows)), 2)
     loeo = np.array([i for i, r in enumerate(rows) if "Cl" in r["elements"]])
+    ids = np.array([r["material_id"] for r in rows])
+    splits = {f"cv-{k}": {"train": sorted(np.delete(ids, f)), "test": sorted(ids[f])}
+              for k, f in enumerate(folds)}
+    splits["loeo-Cl"] = {"train": sorted(np.delete(ids, loeo)), "test": sorted(ids[loeo])}
+    splits_path = settings.work_dir / tracking.ARTIFACT_SPLITS
+    splits_path.parent.mkdir(parents=True, exist_ok=True)
+    splits_path.write_text(json.dumps({k: {p: [str(m) for m in v[p]] for p in v}
+                                       for k, v in splits.items()}))
+    import mlflow
+
+    mlflow.MlflowClient().log_artifact(parent, str(splits_path))
     for target in targets:
         y = np.array([r[target] for r in rows], float)
         for name, make in (("rf_magpie", lambda: RandomForestRegressor(8, random_state=seed)),

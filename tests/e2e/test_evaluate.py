@@ -31,7 +31,11 @@ def test_evaluate_report_tables_and_parent_artifacts(run):
     assert latest_pipeline_run_id(s) == pid
     out = evaluate_pipeline_run(s, pid)
     md = Path(out["report_md"]).read_text()
-    assert "Table 2" in md and "Table 3" in md and "different data" in md.lower()
+    assert "k-fold CV (k = 2): all folds ran, 1 repeat" in md and "5-fold" not in md
+    assert "Leave-one-element-out" in md and "different data" in md.lower()
+    p = out["protocol"]
+    assert (p["n_materials"], p["folds"], p["repeats"], p["loeo"]) == (48, ["0", "1"], [0], ["Cl"])
+    assert p["data_version"] == DATA_VERSION and p["profile"] == "quick"
     t2 = out["tables"]["table2_cv"]
     assert t2.count("**") == 2  # one best cell in the one target row
     assert "FCC2170" in md and "0.943 / 18.721" in md  # the paper's RF bulk cell, labelled

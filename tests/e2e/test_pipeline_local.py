@@ -50,7 +50,8 @@ def tiny(tmp_path: Path, monkeypatch):
 def test_local_run_trains_every_planned_task_and_registers(tiny):
     import mlflow
 
-    from ecdflow.pipeline import build_plan, registered_versions, run_local
+    from ecdflow.kfp.plan import build_plan
+    from ecdflow.kfp.runners import registered_versions, run_local
     from ecdflow.tracking import TAG_MODEL, pipeline_runs
 
     pfile, settings = tiny
@@ -66,6 +67,16 @@ def test_local_run_trains_every_planned_task_and_registers(tiny):
     assert all(r.data.tags.get("mlflow.parentRunId") for r in runs)  # nested under the parent
     versions = registered_versions(settings, run_id)
     assert {v["name"] for v in versions} == {settings.registry.model_names["K_VRH"]}
+    # the gate task judged the challenger and recorded its verdict; no alias moved
+    from ecdflow.gate import TAG_GATE, TAG_GATE_CHAMPION
+
+    client = mlflow.MlflowClient()
+    for v in versions:
+        tags = client.get_model_version(v["name"], v["version"]).tags
+        assert tags[TAG_GATE] == "passed" and tags[TAG_GATE_CHAMPION] == "none"
+        assert "champion" not in v["aliases"].split(",")
+    assert len(pipeline_runs(settings, run_id, role="gate")) == 1
+    assert out["tasks"] == len(plan) + 7  # start ... register, external, gate
     assert settings.tracking_uri.startswith("sqlite:///" + str(settings.work_dir))
     # kfp.local kept each task's outputs under the pipeline root in the work dir
     assert (settings.work_dir / "kfp-local").is_dir()
@@ -75,7 +86,7 @@ def test_local_run_trains_every_planned_task_and_registers(tiny):
 
 def test_a_failing_validation_stops_the_run_before_training(tiny):
     from ecdflow.errors import EcdflowError
-    from ecdflow.pipeline import run_local
+    from ecdflow.kfp.runners import run_local
     from ecdflow.tracking import configure
 
     pfile, settings = tiny

@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,8 +51,9 @@ def test_predict_files_good_and_bad(champion):
     assert (good.error == "").all() and (good.formula == "NaCl").all()
     assert good.prediction_gpa.between(1, 600).all() and (good.uncertainty_gpa >= 0).all()
     assert good.prediction_gpa.iloc[0] == pytest.approx(good.prediction_gpa.iloc[2])
-    assert "cannot parse" in df.error[3] and np.isnan(df.prediction_gpa[3])
-    assert "cannot read file" in df.error[4]
+    assert df.error[3].startswith(str(tmp / "junk.cif")) and "not a readable CIF" in df.error[3]
+    assert df.prediction_gpa[3] is None
+    assert df.error[4] == f"{tmp / 'nope.cif'}: no such file"
 
 
 def test_predict_cli_json_and_unknown_model(champion, tmp_path, monkeypatch):
@@ -114,4 +114,4 @@ def test_pyfunc_ecd_model_on_structure_and_chgcar(tmp_path):
     assert df.prediction[0] == pytest.approx(1050.0 * mean_rho, rel=1e-4)
     assert df.uncertainty[0] == pytest.approx(50.0 * mean_rho, rel=1e-4)
     assert df.prediction[1] == pytest.approx(df.prediction[0], rel=0.05)
-    assert "cannot parse input as json" in df.error[2] and np.isnan(df.prediction[2])
+    assert df.error[2].startswith("row 2: bad JSON") and df.prediction[2] is None

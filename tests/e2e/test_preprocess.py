@@ -58,7 +58,8 @@ def test_count_exact_with_quarantine_and_byte_exact_read(tmp_path: Path, table):
                              "quarantined_pipeline": 0}
     assert man["count"] == 5 and len(man["shards"]) == 2
     assert R.count_records(R.list_shards(str(out)), "") == 5
-    assert man == R.read_manifest(str(out)) | {k: man[k] for k in ("seconds", "materials_per_s")}
+    assert man == R.read_manifest(str(out)) | {k: man[k] for k in ("seconds", "materials_per_s",
+                                                                   "out_dir", "first_quarantined")}
     dead = [json.loads(ln) for ln in (out / "quarantine.jsonl").read_text().splitlines()]
     assert sorted(d["item_id"] for d in dead) == ["bad-nan-label", "bad-structure"]
     assert all(d["reason"] and "\n" not in d["reason"] for d in dead)
@@ -127,7 +128,7 @@ def test_cli_prints_counts_and_writes_metrics(tmp_path: Path, table):
                       "records: {num_shards: 1}\nprofiles: {}\n")
     code = run_main(cli, ["--params", str(params), "preprocess", "--materials", str(table[0]),
                           "--out", str(tmp_path / "rec"), "--metrics", str(tmp_path / "m.json")])
-    assert code == 0
+    assert code == 1  # two rows of the table are quarantined; the other five are written
     assert json.loads((tmp_path / "m.json").read_text())["counts"]["written"] == 5
     assert run_main(cli, ["--params", str(params), "preprocess", "--materials",
                           str(tmp_path / "nope.jsonl")]) == 2

@@ -32,9 +32,13 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
                                  {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
+            return r.status, json.loads(r.read(), parse_constant=_no_nan)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
+
+
+def _no_nan(name: str):
+    raise AssertionError(f"the server sent {name}, which is not JSON")
 
 
 def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 240.0) -> None:
@@ -82,7 +86,8 @@ def test_serve_champion_rest(tmp_path):
         rows = body["predictions"]
         assert rows[0]["formula"] == "NaCl" and 1 < rows[0]["prediction"] < 600
         assert rows[0]["uncertainty"] >= 0 and rows[0]["error"] == ""
-        assert "cannot parse" in rows[1]["error"]
+        assert rows[1]["error"].startswith("row 1: not a recognised input")
+        assert rows[1]["prediction"] is None and rows[1]["uncertainty"] is None
         assert rows[2]["prediction"] == pytest.approx(rows[0]["prediction"])
         code, body = _post(f"http://127.0.0.1:{port}/invocations",
                            {"dataframe_records": [{"text": "no input column"}]})

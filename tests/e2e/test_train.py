@@ -62,7 +62,8 @@ def test_cnn_run_logs_tags_metrics_artifacts_and_a_loadable_model(env):
 
 
 def test_rf_and_fusion_runs_and_results_table(env):
-    from ecdflow.train import results_table, train_one
+    from ecdflow.results import results_table
+    from ecdflow.train import train_one
 
     settings, rec = env
     parent = tr.start_parent_run(settings, "pr-2")

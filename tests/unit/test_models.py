@@ -11,8 +11,8 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from ecdflow.errors import ConfigError, EcdflowError  # noqa: E402
+from ecdflow.fit import fit_keras, read_checkpoint_state  # noqa: E402
 from ecdflow.models import MODELS, InputStats, get_spec  # noqa: E402
-from ecdflow.train import fit_keras, read_checkpoint_state  # noqa: E402
 
 GRID = 8
 
@@ -162,7 +162,7 @@ def test_early_stopping_state_survives_resume(tmp_path):
 def test_constant_training_feature_is_not_divided_by_zero():
     import numpy as np
 
-    from ecdflow.train import safe_variance
+    from ecdflow.datasets import safe_variance
 
     mean = np.array([0.0, 1000.0, 5.0])
     var = np.array([0.0, 0.0, 4.0])

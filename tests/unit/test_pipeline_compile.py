@@ -13,16 +13,12 @@ from ecdflow.cli import cli
 from ecdflow.cli.common import run_main
 from ecdflow.config import REPO_ROOT, load_settings
 from ecdflow.errors import EcdflowError
-from ecdflow.pipeline import (
-    build_plan,
-    compile_pipeline,
-    dependencies,
-    run_overrides,
-    scaled_learning_rates,
-    task_settings,
-)
+from ecdflow.kfp.plan import build_plan, dependencies
+from ecdflow.kfp.runners import compile_pipeline
+from ecdflow.kfp.steps import run_overrides, scaled_learning_rates, task_settings
 
-COMPONENTS = ["start", "preprocess", "validate", "train", "evaluate", "external", "register"]
+COMPONENTS = ["start", "preprocess", "validate", "train", "evaluate", "external", "register",
+              "gate"]
 
 
 def _load(path: Path) -> tuple[dict, dict]:
@@ -69,7 +65,7 @@ def test_every_step_and_every_planned_training_task_is_in_the_yaml(quick, compil
     assert ir["pipelineInfo"]["name"] == "ecd-elastic"
     assert len(plan) == len(quick.targets) * len(quick.models.enabled) * 3  # cv-0, cv-1, loeo-Cs
     expected = {"start", "preprocess", "validate", "evaluate", "external-validation",
-                "register"} | {r.task_name for r in plan}
+                "register", "gate"} | {r.task_name for r in plan}
     assert expected <= set(tasks)
     assert "train-cnn3d-k-vrh-cv-0" in tasks and "train-fusion-g-vrh-loeo-cs" in tasks
     assert len([n for n in tasks if n.startswith("train-")]) == len(plan)
@@ -115,7 +111,8 @@ def test_caching_keyed_on_inputs_for_data_and_training_not_for_run_bound_steps(c
     cached = {n: t.get("cachingOptions", {}).get("enableCache", False) for n, t in tasks.items()}
     assert cached["preprocess"] and cached["validate"]
     assert all(v for n, v in cached.items() if n.startswith("train-"))
-    assert not any(cached[n] for n in ("start", "evaluate", "external-validation", "register"))
+    assert not any(cached[n] for n in ("start", "evaluate", "external-validation", "register",
+                                       "gate"))
     # preprocess's cache key includes the table's content hash (via the start task)
     pre = tasks["preprocess"]["inputs"]["parameters"]["data_fingerprint"]
     assert pre["taskOutputParameter"] == {"outputParameterKey": "data_fingerprint",
@@ -145,8 +142,9 @@ def test_register_and_external_check_are_conditional_on_the_run_form_switch(comp
     assert "register_models" in conditions[0]["triggerPolicy"]["condition"]
     inner = ir["components"][conditions[0]["componentRef"]["name"]]["dag"]["tasks"]
     assert sorted(t["taskInfo"]["name"] for t in inner.values()) == [
-        "external-validation", "register"]
+        "external-validation", "gate", "register"]
     assert inner["external"]["dependentTasks"] == ["register"]
+    assert inner["gate"]["dependentTasks"] == ["external"]
 
 
 def test_run_form_parameters_are_typed_with_profile_defaults(quick, compiled):
@@ -184,24 +182,24 @@ def test_cpu_only_training_drops_gpu_requests(tmp_path):
 def test_local_build_has_no_condition_kfp_local_would_refuse(quick, tmp_path):
     from kfp import compiler
 
-    from ecdflow.pipeline import build
+    from ecdflow.kfp.runners import build
 
     path = tmp_path / "local.yaml"
     compiler.Compiler().compile(build(quick, local=True), str(path))
     ir, _ = _load(path)
     assert not any("triggerPolicy" in t for t in ir["root"]["dag"]["tasks"].values())
     names = {t["taskInfo"]["name"] for t in ir["root"]["dag"]["tasks"].values()}
-    assert {"register", "external-validation"} <= names
+    assert {"register", "external-validation", "gate"} <= names
 
 
 def test_component_bodies_are_one_library_call():
     for name in COMPONENTS:
-        tree = ast.parse((REPO_ROOT / "components" / f"{name}.py").read_text())
+        tree = ast.parse((REPO_ROOT / "ecdflow" / "kfp" / "components" / f"{name}.py").read_text())
         func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
         body = [n for n in func.body
                 if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
         assert len(body) == 2, name
-        assert isinstance(body[0], ast.ImportFrom) and body[0].module == "ecdflow.pipeline"
+        assert isinstance(body[0], ast.ImportFrom) and body[0].module == "ecdflow.kfp.steps"
         assert isinstance(body[1], ast.Return) and isinstance(body[1].value, ast.Call)
         assert body[1].value.func.id == f"step_{name}"
 
@@ -255,3 +253,11 @@ def test_bad_run_parameter_syntax_is_a_one_line_error(capsys):
     assert run_main(cli, ["pipeline", "submit", "--host", "http://127.0.0.1:9",
                           "--param", "epochs"]) == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_gate_task_shows_its_verdict_as_a_metrics_output(compiled):
+    ir, _, tasks = compiled
+    comp = ir["components"][tasks["gate"]["componentRef"]["name"]]
+    assert comp["outputDefinitions"]["artifacts"]["verdict"]["artifactType"][
+        "schemaTitle"] == "system.Metrics"
+    assert "pipeline_run_id" in tasks["gate"]["inputs"]["parameters"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -167,3 +168,42 @@ def test_resolve_target():
     assert registry.resolve_target("G_VRH") == "G_VRH"
     with pytest.raises(EcdflowError):
         registry.resolve_target("young")
+
+
+@pytest.mark.parametrize(("rmse", "passed", "why"), [
+    (20.0, True, ""),                       # no champion yet: beats the baseline, passes
+    (35.0, False, "RF\\+Magpie baseline"),  # worse than the baseline of its own run
+])
+def test_bless_records_the_verdict_without_moving_an_alias(env, rmse, passed, why):
+    import mlflow
+
+    s, uri = env
+    v = _version(s, uri, rmse=rmse)
+    out = registry.bless(s, "bulk")
+    mv = mlflow.MlflowClient().get_model_version("t-bulk", v)
+    assert out["passed"] is passed and out["version"] == v and out["candidate_value"] == rmse
+    assert mv.tags[registry.TAG_GATE] == ("passed" if passed else "refused")
+    assert mv.tags[registry.TAG_GATE_CHAMPION] == "none"
+    assert re.search(why, mv.tags[registry.TAG_GATE_REASON]) if why else \
+        mv.tags[registry.TAG_GATE_REASON] == ""
+    assert "champion" not in mv.aliases  # promotion stays a human act
+
+
+def test_promote_reads_the_recorded_verdict_until_the_champion_changes(env):
+    import mlflow
+
+    s, uri = env
+    client = mlflow.MlflowClient()
+    v1 = _version(s, uri, rmse=20.0)
+    registry.promote(s, "bulk")
+    v2 = _version(s, uri, rmse=10.0)
+    assert registry.bless(s, "bulk")["passed"]
+    # a recorded refusal against the current champion is what promote obeys
+    client.set_model_version_tag("t-bulk", v2, registry.TAG_GATE, "refused")
+    client.set_model_version_tag("t-bulk", v2, registry.TAG_GATE_REASON, "recorded refusal")
+    with pytest.raises(GateRefused, match="recorded refusal"):
+        registry.promote(s, "bulk")
+    # judged against another champion: stale, so the gate runs again (and passes)
+    client.set_model_version_tag("t-bulk", v2, registry.TAG_GATE_CHAMPION, "999")
+    registry.promote(s, "bulk")
+    assert _champion(s) == v2 != v1

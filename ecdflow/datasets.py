@@ -1,0 +1,101 @@
+"""tf.data and numpy views of the TFRecords for training: the model's inputs only, the
+training-set statistics, predictions. Reads through ``ecdflow.records.make_dataset``.
+
+Shapes: ``ecd`` (batch, N, N, N, 1) float32 e/Å^3, ``magpie`` (batch, 132) float32; labels
+(batch, 1) in the training-target space (GPa, or log10 GPa with ``training.log_target``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ecdflow.models import InputStats
+from ecdflow.records import make_dataset
+from ecdflow.schema import INPUT_ECD, INPUT_MAGPIE
+
+
+def keras_dataset(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
+                  batch_size: int, shuffle_seed: int | None, log_target: bool) -> Any:
+    """``(features, label)`` batches with only the model's ``inputs`` as features."""
+
+    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=batch_size,
+                      shuffle_seed=shuffle_seed, cache=True, log_target=log_target)
+    return ds.map(lambda f, y: ({k: f[k] for k in inputs}, y))
+
+
+def dataset_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
+                   log_target: bool) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
+    """Material ids, feature arrays and labels (file order) of ``ids`` as numpy."""
+
+    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=256,
+                      cache=False, log_target=log_target)
+    mids: list[str] = []
+    feats: dict[str, list[np.ndarray]] = {k: [] for k in inputs}
+    ys: list[np.ndarray] = []
+    for f, y in ds:
+        mids += [m.decode() for m in f["material_id"].numpy()]
+        for k in inputs:
+            feats[k].append(f[k].numpy())
+        ys.append(y.numpy().reshape(-1))
+    arrays = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in feats.items()}
+    return mids, arrays, np.concatenate(ys) if ys else np.zeros(0, np.float32)
+
+
+def safe_variance(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Per-feature variances safe to divide by: a feature (near-)constant on the training set
+    is scaled by its magnitude instead of by ~0, so an unseen value (e.g. an element absent
+    from training, as in leave-one-element-out) cannot blow the input up by ~1e7."""
+    scale = np.maximum(1.0, mean**2)
+    return np.where(var > 1e-6 * scale, var, scale)
+
+
+def input_stats(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
+                log_target: bool) -> InputStats:
+    """Training-set means/variances of the inputs and of the label (one streaming pass)."""
+
+    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=128,
+                      cache=False, log_target=log_target)
+    n, ys = 0, []
+    m_sum = m_sq = 0.0
+    e_sum = e_sq = e_n = 0.0
+    for f, y in ds:
+        ys.append(y.numpy().reshape(-1))
+        if INPUT_MAGPIE in inputs:
+            x = f[INPUT_MAGPIE].numpy().astype(np.float64)
+            m_sum, m_sq = m_sum + x.sum(0), m_sq + (x * x).sum(0)
+            n += len(x)
+        if INPUT_ECD in inputs:
+            x = f[INPUT_ECD].numpy().astype(np.float64)
+            e_sum, e_sq, e_n = e_sum + x.sum(), e_sq + (x * x).sum(), e_n + x.size
+    y = np.concatenate(ys) if ys else np.zeros(1)
+    kw: dict[str, Any] = {"y_mean": float(y.mean()), "y_std": float(y.std()) or 1.0}
+    if n:
+        mean = m_sum / n
+        kw.update(magpie_mean=mean.astype(np.float32),
+                  magpie_var=safe_variance(mean, m_sq / n - mean**2).astype(np.float32))
+    if e_n:
+        mean = e_sum / e_n
+        kw.update(ecd_mean=float(mean), ecd_var=float(max(e_sq / e_n - mean**2, 1e-12)))
+    return InputStats(**kw)
+
+
+def predict_dataset(model: Any, ds: Any, inputs: tuple[str, ...]
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Material ids, true and predicted labels (training-target space) over ``ds``."""
+    mids, yt, yp = [], [], []
+    for f, y in ds:
+        mids += [m.decode() for m in f["material_id"].numpy()]
+        yt.append(y.numpy().reshape(-1))
+        out = model({k: f[k] for k in inputs}, training=False)
+        yp.append(np.asarray(out, np.float64).reshape(-1))
+    return mids, np.concatenate(yt), np.concatenate(yp)
+
+
+def predict_test(model: Any, rdir: str, target: str, inputs: tuple[str, ...],
+                 test_ids: list[str], tl: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """:func:`predict_dataset` over the test ids (batches of ``training.batch_size``)."""
+    ds = make_dataset(rdir, target=target, inputs=inputs, ids=test_ids,
+                      batch_size=tl.batch_size, cache=False, log_target=tl.log_target)
+    return predict_dataset(model, ds, inputs)

@@ -1,0 +1,2 @@
+"""HTML the platform writes: offline Data Docs (vendored third-party assets, ``static/``) and
+the evaluation report (Jinja2 templates, ``templates/``)."""

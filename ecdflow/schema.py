@@ -1,0 +1,63 @@
+"""Domain facts of ecdflow, written once: the targets and their names and units, the model
+inputs and their shapes, the run identity, and the one test for a remote path.
+
+Everything else imports these; nothing here imports another ecdflow module (it is the ground
+floor, next to ``ecdflow.errors``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TargetName = Literal["K_VRH", "G_VRH"]
+TARGETS: tuple[str, ...] = ("K_VRH", "G_VRH")
+"""Voigt-Reuss-Hill bulk (K) and shear (G) moduli, both in GPa."""
+TARGET_UNIT = "GPa"
+TARGET_LABELS = {"K_VRH": "bulk modulus", "G_VRH": "shear modulus"}
+TARGET_SLUG = {"K_VRH": "k-vrh", "G_VRH": "g-vrh"}
+"""Lower-case, dash-separated names (KFP task names)."""
+TARGET_ALIASES = {"bulk": "K_VRH", "k": "K_VRH", "k_vrh": "K_VRH",
+                  "shear": "G_VRH", "g": "G_VRH", "g_vrh": "G_VRH"}
+"""What a user may type for a target (case-insensitive)."""
+REGISTERED_MODEL_NAMES = {"K_VRH": "ecdflow-bulk-modulus", "G_VRH": "ecdflow-shear-modulus"}
+"""Default MLflow registered-model name per target (``registry.model_names``)."""
+
+BASELINE_MODEL = "rf_magpie"
+"""The baseline every candidate must beat: RF + Magpie (paper, Table 2)."""
+
+MAGPIE_LEN = 132
+"""Width of the Magpie composition feature vector (matminer ``magpie`` preset)."""
+INPUT_ECD = "ecd"
+INPUT_MAGPIE = "magpie"
+INPUTS = (INPUT_ECD, INPUT_MAGPIE)
+"""Named model inputs: ``ecd`` (N, N, N, 1) float32 e/Å^3; ``magpie`` (132,) float32."""
+GRID_PARAM = "grid"
+"""The MLflow param (and manifest key) holding a run's density grid N (points per axis)."""
+
+
+def input_shape(name: str, grid: int) -> tuple[int, ...]:
+    """Shape of one model input with a leading batch dimension (-1): ``ecd`` (-1, N, N, N, 1),
+    ``magpie`` (-1, 132). Raises KeyError for an unknown input."""
+    return {INPUT_ECD: (-1, grid, grid, grid, 1), INPUT_MAGPIE: (-1, MAGPIE_LEN)}[name]
+
+
+def is_remote(path: object) -> bool:
+    """Whether a path is a URL (``s3://``, ``gs://``, ``file://`` ...) rather than a local path."""
+    return "://" in str(path)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Identity of one training run: model type, target, split (``cv-<k>`` / ``loeo-<El>``)
+    and repeat index (0-based; the seed is ``settings.seed + repeat``)."""
+
+    model: str
+    target: str
+    split: str
+    repeat: int = 0
+
+    @property
+    def name(self) -> str:
+        """MLflow run name and log label, e.g. ``cnn3d-K_VRH-cv-0-r1``."""
+        return f"{self.model}-{self.target}-{self.split}-r{self.repeat}"
