@@ -2,7 +2,7 @@
 `ecdflow preprocess`.
 
 Run: ``python -m bench.bench_formulas [--n 5000] [--no-preprocess] [--table PATH]``. Writes
-bench/results/formulas.json and formulas.md. The formulas are the committed table's 2,013
+bench/results/formulas.json and formulas.md. The formulas are the committed table's rows
 (data/fcc/materials.jsonl) plus seeded generated binaries and ternaries of elements that have
 every Magpie property (integer amounts 1-6, unique reduced formulas) up to ``--n``. Timed:
 
@@ -120,7 +120,7 @@ def _time_preprocess(table: Path) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and write its JSON and Markdown results."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=5000, help="formulas in all (>= the 2,013 committed)")
+    p.add_argument("--n", type=int, default=5000, help="formulas in all (>= the committed rows)")
     p.add_argument("--matminer-sample", type=int, default=300)
     p.add_argument("--no-preprocess", action="store_true")
     p.add_argument("--table", type=Path, default=None, help="keep the composition-only CSV here")
