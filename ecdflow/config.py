@@ -189,6 +189,18 @@ class PipelineConfig(_Strict):
     """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
 
 
+class PreprocessConfig(_Strict):
+    """Which Beam runner the preprocessing uses (docs/scaling.md)."""
+
+    runner: str = "direct"
+    """``direct`` (Beam's local runner), ``dask`` (a Dask ``distributed`` cluster) or any Beam
+    runner name (e.g. ``DataflowRunner`` with its flags given as extra pipeline args)."""
+    dask_workers: int = Field(2, ge=1)
+    """Worker processes (one thread each) of the local Dask cluster started for a run."""
+    dask_address: str = ""
+    """Scheduler of a running Dask cluster (``tcp://host:8786``); empty: start a local one."""
+
+
 class Settings(_Strict):
     """All of ecdflow's configuration."""
 
@@ -206,6 +218,7 @@ class Settings(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
 
     def path(self, rel: str) -> Path:
         """Resolve a configured path against the repository root."""
