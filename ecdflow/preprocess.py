@@ -27,7 +27,7 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,16 @@ def check_labels(row: dict, targets: Sequence[str]) -> str | None:
     return None
 
 
+def worker_filesystems() -> None:
+    """Give Beam's file systems the S3 settings of the env in a worker process that has none
+    (a Dask worker: Beam sets them only in the driver and its own SDK workers)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if getattr(FileSystems, "_pipeline_options", None) is None:
+        FileSystems.set_options(PipelineOptions(flags=s3_args_from_env()))
+
+
 def find_chgcar(chgcar_dir: str, material_id: str) -> str | None:
     """``<dir>/<id>.CHGCAR`` or ``<dir>/<id>/CHGCAR`` (local or any Beam file system)."""
     from apache_beam.io.filesystems import FileSystems
@@ -147,6 +157,7 @@ def material_ecd(
     if chgcar_dir:
         from ecdflow.chgcar import read_chgcar, to_model_grid
 
+        worker_filesystems()
         path = find_chgcar(chgcar_dir, mid)
         if path is None:
             raise InputError(mid, f"no CHGCAR ({mid}.CHGCAR or {mid}/CHGCAR) in {chgcar_dir}")
@@ -266,6 +277,7 @@ def _read_lines(path: str) -> list[str]:
 def write_dead_letters(lines: list[str], path: str) -> int:
     """Write the dead letters as JSON lines sorted by item id (no file when there are none:
     Beam's S3 I/O cannot create an empty object). Returns the number written."""
+    worker_filesystems()
     if lines:
         lines = sorted(lines, key=lambda ln: (json.loads(ln)["item_id"], ln))
         _write_text(path, "".join(ln + "\n" for ln in lines))
@@ -556,6 +568,7 @@ def _write_shard(keyed: tuple[int, list[bytes]], prefix: str, num_shards: int,
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.io.tfrecordio import _TFRecordUtil
 
+    worker_filesystems()
     shard, records = keyed
     path = f"{prefix}-{shard:05d}-of-{num_shards:05d}{shard_suffix(compression)}"
     with FileSystems.create(path, mime_type="application/octet-stream",
@@ -567,6 +580,17 @@ def _write_shard(keyed: tuple[int, list[bytes]], prefix: str, num_shards: int,
 
 def _one(_: Any) -> int:
     return 1
+
+
+def _keyed_once(line: str) -> tuple[int, str]:
+    return 0, line
+
+
+def _write_dead_group(group: tuple[int, Iterable[str]], path: str) -> int:
+    """``write_dead_letters`` of the one gathered group. A ``GroupByKey`` gathers them, not
+    ``combiners.ToList``: its empty-input default is a side input, which Beam 2.77's
+    DaskRunner computes apart from the main graph (every upstream step ran twice)."""
+    return write_dead_letters(list(group[1]), path)
 
 
 MAGPIE_BATCH = 32
@@ -608,8 +632,9 @@ def _run_graph(runner: str, options, *, materials_path: str, rows: list, table_b
     n_dead = ((table_failed, labels_failed, feats_failed, built_failed,
                p | "TableQuarantine" >> beam.Create(table_lines))
               | "Failures" >> beam.Flatten()
-              | "Gather" >> beam.combiners.ToList()
-              | "DeadLetter" >> beam.Map(write_dead_letters, dead_path))
+              | "Key" >> beam.Map(_keyed_once)
+              | "Gather" >> beam.GroupByKey()
+              | "DeadLetter" >> beam.Map(_write_dead_group, dead_path))
     _ = ((files, n_dead) | "Ends" >> beam.Flatten() | "Done" >> beam.Map(_one))
     result = p.run()
     try:

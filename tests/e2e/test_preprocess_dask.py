@@ -97,25 +97,33 @@ def test_dask_cluster_gives_the_local_runners_records(table, direct, tmp_path):
     assert len(man["shards"]) <= 4 and all((out / s).stat().st_size for s in man["shards"])
 
 
-def test_cli_runner_dask_starts_a_local_cluster(table, direct, tmp_path):
-    """`ecdflow preprocess` with `preprocess.runner: dask` in the params and `--dask-workers 1`
-    (the local-cluster path, fixed shard count): same data version as the local runner."""
+def test_cli_runner_dask_local_cluster_writes_to_s3(table, direct, tmp_path, monkeypatch):
+    """`ecdflow preprocess` with `preprocess.runner: dask` in the params, `--dask-workers 1`
+    (the local-cluster path) and `--out s3://...` on a local S3 server: the workers write the
+    shards and dead letters there; same data version and dead letters as the local runner."""
     from ecdflow.cli import cli
+    from ecdflow.testing import local_s3_server, s3_client
 
     params = tmp_path / "params.yaml"
     params.write_text(f"profile: plain\ndensity: {{grid: {GRID}}}\n"
                       "records: {num_shards: 0, compression: '', dtype: float16}\n"
                       "preprocess: {runner: dask, dask_workers: 1}\n")
-    out, metrics = tmp_path / "rec", tmp_path / "m.json"
-    args = ["--params", str(params), "preprocess", "--materials", str(table), "--out", str(out),
-            "--metrics", str(metrics)]
-    env = {"ECDFLOW_WORK_DIR": str(tmp_path / "work")}
-    res = CliRunner().invoke(cli, [*args, "--dask-workers", "1"], env=env,
-                             catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    metrics = tmp_path / "m.json"
+    with local_s3_server("dask-test") as env:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        res = CliRunner().invoke(
+            cli, ["--params", str(params), "preprocess", "--materials", str(table),
+                  "--out", "s3://dask-test/rec", "--metrics", str(metrics),
+                  "--dask-workers", "1"],
+            env={"ECDFLOW_WORK_DIR": str(tmp_path / "work")}, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        dead = s3_client(env).get_object(Bucket="dask-test", Key="rec/quarantine.jsonl")
+        dead = dead["Body"].read()
     man = json.loads(metrics.read_text())
     assert man["data_hash"] == direct[0]["data_hash"] and len(man["shards"]) <= 2
     assert man["counts"] == direct[0]["counts"] and man["count"] == 9
+    assert dead == (direct[1] / "quarantine.jsonl").read_bytes()
     assert f"data {man['data_hash']}" in res.output
 
 
