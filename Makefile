@@ -27,7 +27,7 @@ setup: $(STAMP) ## Create .venv from the lock (idempotent; fast when done)
 run: setup ## Run the whole pipeline locally (kfp.local) on the bundled data, quick profile
 	$(BIN)/ecdflow pipeline run-local
 
-test: setup ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
+test: setup apt-deps ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
 	$(BIN)/python -m pytest -q tests
 
 lint: setup ## ruff
@@ -65,4 +65,21 @@ labels: $(LABEL_VENV)/.installed setup ## Label candidates with SevenNet in its 
 clean: ## Remove the work dir (MLflow store, records, reports); keeps the venvs
 	rm -rf .ecdflow
 
-.PHONY: help setup run test lint ui compile images k8s-validate bench labels clean
+# Debian packages: installed with apt-get when absent (as root, or through sudo); idempotent.
+APT_TEST_PKGS := postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+define apt_install
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "apt-get install:$$missing"; \
+  $(SUDO) apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+fi
+endef
+
+apt-deps: ## Debian packages the tests need (PostgreSQL for the tracking-server test)
+	@$(call apt_install,$(APT_TEST_PKGS))
+
+.PHONY: help setup run test lint ui compile images k8s-validate bench labels clean apt-deps
