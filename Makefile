@@ -41,11 +41,14 @@ compile: setup ## Compile the KFP pipeline to IR YAML (upload it in the KFP UI)
 
 IMAGE_REPO ?= ghcr.io/ecdflow
 IMAGE_TAG ?= 0.1.0
-images: ## Build the CPU, GPU and MLflow-server images (needs a Docker engine)
-	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine reachable (docker info failed): build the images on a machine with Docker, see docs/cluster.md"; exit 1; }
-	docker build -f components/docker/Dockerfile.cpu -t $(IMAGE_REPO)/ecdflow-cpu:$(IMAGE_TAG) .
-	docker build -f components/docker/Dockerfile.gpu -t $(IMAGE_REPO)/ecdflow-gpu:$(IMAGE_TAG) .
-	docker build -f components/docker/Dockerfile.mlflow --build-arg BASE=$(IMAGE_REPO)/ecdflow-cpu:$(IMAGE_TAG) -t $(IMAGE_REPO)/mlflow-server:$(IMAGE_TAG) .
+BASE_IMAGE ?=
+images: ## Build the CPU and MLflow-server images (Docker, else podman); BASE_IMAGE=local: a Debian base bootstrapped here
+	@docker info >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-images
+	IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) bash infra/podman/images.sh cpu mlflow
+
+images-gpu: ## Build the GPU image (needs a machine that can pull the public base; docs/cluster.md)
+	@docker info >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-images
+	IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) bash infra/podman/images.sh gpu
 
 k8s-validate: setup ## Render infra/k8s (base + overlays) and validate every manifest offline
 	$(BIN)/python -m ecdflow.k8s
@@ -66,7 +69,8 @@ clean: ## Remove the work dir (MLflow store, records, reports); keeps the venvs
 	rm -rf .ecdflow
 
 # Debian packages: installed with apt-get when absent (as root, or through sudo); idempotent.
-APT_TEST_PKGS := postgresql
+APT_IMAGE_PKGS := podman buildah runc debootstrap uidmap
+APT_TEST_PKGS := postgresql $(APT_IMAGE_PKGS)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define apt_install
 missing=""; for p in $(1); do \
@@ -75,11 +79,14 @@ done; \
 if [ -n "$$missing" ]; then \
   echo "apt-get install:$$missing"; \
   $(SUDO) apt-get update -qq && \
-  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 fi
 endef
 
-apt-deps: ## Debian packages the tests need (PostgreSQL for the tracking-server test)
+apt-deps: ## Debian packages the tests need (PostgreSQL; podman & co. for the image test)
 	@$(call apt_install,$(APT_TEST_PKGS))
 
-.PHONY: help setup run test lint ui compile images k8s-validate bench labels clean apt-deps
+apt-images: ## Debian packages `make images` needs without Docker (podman, runc, debootstrap)
+	@$(call apt_install,$(APT_IMAGE_PKGS))
+
+.PHONY: help setup run test lint ui compile images k8s-validate bench labels clean apt-deps apt-images images-gpu

@@ -37,7 +37,9 @@ def test_images_install_the_lock_ci_tests_and_run_as_non_root(name):
     assert "pip install --no-cache-dir --no-deps -e ." in text  # the project itself
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] == "1000:1000"
-    assert re.search(r"^FROM python:3\.11\.\d+-slim", text, re.M)
+    # the base is a build argument whose default stays the public Python 3.11 image
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11\.\d+-slim-bookworm$", text, re.M)
+    assert re.findall(r"^FROM (.+)$", text, re.M) == ["${BASE_IMAGE}"]
     assert not re.search(r"(AWS_SECRET|PASSWORD|TOKEN)\s*=", text)  # no baked credentials
 
 
