@@ -187,6 +187,9 @@ class PipelineConfig(_Strict):
         }
     )
     """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
+    local_runner: Literal["subprocess", "docker"] = "subprocess"
+    """kfp.local runner of `pipeline run-local`: subprocesses of this Python, or each task in
+    ``cpu_image`` through a Docker API (podman's without Docker; ecdflow.containers)."""
 
 
 class PreprocessConfig(_Strict):
