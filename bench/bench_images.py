@@ -7,9 +7,8 @@ apt-images``).
 - warm: ``images.sh cpu mlflow`` with every layer cached (what ``make test`` pays once the
   machine has built the images);
 - ``--cold``: the same with ``--no-cache`` (every layer rebuilt) and the local Debian base
-  re-imported from its cached tarball, with the host pip cache as it is (wheels downloaded by
-  an earlier build are reused);
-- ``--cold-pip``: also an empty pip cache, so every wheel is downloaded (a fresh machine).
+  re-imported from its cached tarball, with the host wheelhouse as it is;
+- ``--cold-pip``: also an empty wheelhouse, so every wheel is downloaded (a fresh machine).
 Sizes are podman's ``image inspect`` sizes (uncompressed, all layers).
 """
 
@@ -40,14 +39,14 @@ def _size_mb(image: str) -> float:
     return round(int(_podman("image", "inspect", "--format", "{{.Size}}", image)) / 1e6, 1)
 
 
-def build(extra_opts: str = "", pip_cache: str | None = None) -> dict:
+def build(extra_opts: str = "", wheels: str | None = None) -> dict:
     """``images.sh cpu mlflow`` on the local base; per-step seconds and the whole wall time."""
     with tempfile.NamedTemporaryFile("r", suffix=".timings") as timings:
         env = os.environ | {"BASE_IMAGE": "local", "IMAGE_REPO": IMAGE_REPO,
                             "IMAGE_TAG": IMAGE_TAG, "TIMINGS": timings.name,
                             "EXTRA_BUILD_OPTS": extra_opts}
-        if pip_cache:
-            env["PIP_CACHE_HOST"] = pip_cache
+        if wheels:
+            env["WHEELS"] = wheels
         t0 = time.perf_counter()
         out = subprocess.run(["bash", str(REPO_ROOT / "infra/podman/images.sh"), "cpu",
                               "mlflow"], cwd=REPO_ROOT, env=env, capture_output=True,
@@ -71,8 +70,8 @@ def _markdown(r: dict) -> str:
     for name, size in r["sizes_MB"].items():
         md.append(f"| {name} | {size} |")
     md += ["", "| build | wall s | per step s |", "|---|---|---|"]
-    for key, label in (("cold_pip", "no layer cache, empty pip cache (fresh machine)"),
-                       ("cold", "no layer cache, pip cache of earlier builds"),
+    for key, label in (("cold_pip", "no layer cache, empty wheelhouse (fresh machine)"),
+                       ("cold", "no layer cache, wheelhouse of earlier builds"),
                        ("warm", "every layer cached (unchanged lock and project)")):
         if r.get(key + "_build"):
             b = r[key + "_build"]
@@ -96,10 +95,10 @@ def main(argv: list[str] | None = None) -> dict:
     res: dict = {"podman": _podman("--version").split()[-1], "cold": a.cold,
                  "cold_pip": a.cold_pip}
     if a.cold_pip:
-        with tempfile.TemporaryDirectory(prefix="pip-cache-") as empty:
+        with tempfile.TemporaryDirectory(prefix="wheels-") as empty:
             subprocess.run(["podman", "rmi", "-f", LOCAL_BASE], capture_output=True,
                            env=os.environ | {"CONTAINERS_CONF": str(CONF)})
-            res["cold_pip_build"] = build("--no-cache", pip_cache=empty)
+            res["cold_pip_build"] = build("--no-cache", wheels=empty)
     if a.cold:
         subprocess.run(["podman", "rmi", "-f", LOCAL_BASE], capture_output=True,
                        env=os.environ | {"CONTAINERS_CONF": str(CONF)})

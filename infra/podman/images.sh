@@ -12,14 +12,17 @@
 #                          import`), for machines that cannot pull public images.
 #   DEBIAN_MIRROR          mirror for `local` (default http://deb.debian.org/debian)
 #   ECDFLOW_CACHE          where the bootstrapped base tarball is kept (~/.cache/ecdflow)
-#   PIP_CACHE_HOST         host pip cache mounted into the build (podman; ~/.cache/pip)
+#   WHEELS                 wheelhouse of requirements/lock.txt, filled on the host with
+#                          `pip wheel` and mounted into the CPU build (podman; default
+#                          $ECDFLOW_CACHE/wheels; WHEELS=none: pip downloads in the build)
+#   HOST_PYTHON            Python that fills the wheelhouse (default .venv/bin/python)
 #   TIMINGS                file to append "<image> <seconds>" lines to (optional)
 #   EXTRA_BUILD_OPTS       more build flags, e.g. --no-cache (bench/bench_images.py)
 #
 # podman settings (infra/podman/containers.conf via CONTAINERS_CONF, /etc untouched): runtime
 # runc and ulimits nofile=1024:1024, nproc=4096:4096; builds use the host network and the
 # host's CA bundle (pip reaches the index only so). Layers stay in podman's storage, so an
-# unchanged lock rebuilds in seconds.
+# unchanged lock rebuilds in seconds; the lock's wheels are kept in a host wheelhouse.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$here"
@@ -42,10 +45,19 @@ else
   }
   engine=podman
   export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/infra/podman/containers.conf}"
-  pip_cache="${PIP_CACHE_HOST:-$HOME/.cache/pip}"
-  mkdir -p "$pip_cache"
-  build_opts=(--network host --volume "$CA:$CA:ro" --volume "$pip_cache:/pip-cache"
-              --build-arg PIP_CACHE=/pip-cache)
+  build_opts=(--network host --volume "$CA:$CA:ro")
+fi
+
+wheel_opts=()
+wheels="${WHEELS:-$CACHE/wheels}"
+if [ "$engine" = podman ] && [ "$wheels" != none ]; then
+  # pip's HTTP cache stores nothing behind this network's proxy, so a mounted pip cache saves
+  # no download; a wheelhouse does (pip skips wheels already there; ~35 s when filled).
+  mkdir -p "$wheels"
+  t0=$SECONDS
+  "${HOST_PYTHON:-$here/.venv/bin/python}" -m pip wheel -q -r requirements/lock.txt -w "$wheels"
+  if [ -n "${TIMINGS:-}" ]; then echo "wheelhouse $((SECONDS - t0))" >>"$TIMINGS"; fi
+  wheel_opts=(--volume "$wheels:/wheels:ro" --build-arg PIP_WHEELS=/wheels)
 fi
 
 local_base() {
@@ -91,7 +103,7 @@ build() {  # build <name> <dockerfile> [extra args...]
 
 for t in "${targets[@]}"; do
   case "$t" in
-    cpu) build ecdflow-cpu components/docker/Dockerfile.cpu "${base_opts[@]}" ;;
+    cpu) build ecdflow-cpu components/docker/Dockerfile.cpu "${base_opts[@]}" "${wheel_opts[@]}" ;;
     gpu) build ecdflow-gpu components/docker/Dockerfile.gpu "${base_opts[@]}" ;;
     mlflow) build mlflow-server components/docker/Dockerfile.mlflow \
               --build-arg "BASE=$IMAGE_REPO/ecdflow-cpu:$IMAGE_TAG" ;;
