@@ -55,7 +55,12 @@ if [ "$engine" = podman ] && [ "$wheels" != none ]; then
   # no download; a wheelhouse does (pip skips wheels already there; ~35 s when filled).
   mkdir -p "$wheels"
   t0=$SECONDS
-  "${HOST_PYTHON:-$here/.venv/bin/python}" -m pip wheel -q -r requirements/lock.txt -w "$wheels"
+  stamp="$wheels/.lock-$(sha256sum requirements/lock.txt | cut -c1-16)"  # filled for this lock
+  if [ ! -e "$stamp" ]; then
+    "${HOST_PYTHON:-$here/.venv/bin/python}" -m pip wheel -q -r requirements/lock.txt \
+      -w "$wheels"
+    touch "$stamp"
+  fi
   if [ -n "${TIMINGS:-}" ]; then echo "wheelhouse $((SECONDS - t0))" >>"$TIMINGS"; fi
   wheel_opts=(--volume "$wheels:/wheels:ro" --build-arg PIP_WHEELS=/wheels)
 fi
