@@ -1,7 +1,7 @@
 """Benchmark: Beam preprocessing end to end - 1 vs 2 workers, throughput, peak memory vs size.
 
 Run: ``python -m bench.bench_beam [--grid 60] [--repeat 5]``. Writes bench/results/beam.json
-and beam.md.
+and beam.md. ``--dask-only`` runs (and replaces) only the Dask section below.
 
 Every measurement is one fresh subprocess running ``ecdflow.preprocess.run_preprocess`` on a
 table in a temp dir (shards, manifest and Magpie cache there too; the Magpie cache is filled
@@ -15,7 +15,10 @@ before the first run so no run pays for featurisation):
   the quick profile's table (1x, paths.materials) and on that table repeated ``--repeat``
   times with suffixed material_ids (5x); the RSS after the imports, before the pipeline, is
   reported too, so the growth that belongs to the pipeline itself can be read apart from the
-  libraries' footprint.
+  libraries' footprint;
+- on Dask (Beam's DaskRunner): the quick profile's table at ``--dask-grid`` (32^3) on a local
+  ``distributed`` cluster of 1 and of 2 one-thread worker processes (cluster start-up
+  included), the ratio of the two, and the data_hash of both against the local runner's.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def _preimport() -> None:
 
 
 def worker(table: str, grid: int, mode: str, workers: int, out: str, work: str) -> dict:
-    """One measurement (runs in its own process): run_preprocess, its manifest and RSS."""
+    """One measurement (runs in its own process): run_preprocess, its manifest and RSS.
+    ``mode`` is a DirectRunner mode, or ``dask`` (a local cluster of ``workers``)."""
     from ecdflow.config import load_settings
     from ecdflow.preprocess import run_preprocess
 
@@ -76,8 +80,12 @@ def worker(table: str, grid: int, mode: str, workers: int, out: str, work: str) 
     if mode == "in_memory":  # its pipeline runs here, so it needs these anyway
         _preimport()
     rss_imports = _rss_mb(resource.RUSAGE_SELF)
-    man = run_preprocess(s, materials_path=table, out_dir=out, direct_running_mode=mode,
-                         direct_num_workers=workers)
+    if mode == "dask":
+        man = run_preprocess(s, materials_path=table, out_dir=out, runner="dask",
+                             dask_workers=workers)
+    else:
+        man = run_preprocess(s, materials_path=table, out_dir=out, runner="direct",
+                             direct_running_mode=mode, direct_num_workers=workers)
     size = sum(os.path.getsize(p) for p in Path(out).glob("*") if p.is_file())
     return {"mode": mode, "workers": workers, "rows": man["counts"]["read"],
             "written": man["counts"]["written"], "quarantined": man["counts"]["quarantined"],
@@ -205,7 +213,67 @@ def _markdown(r: dict) -> str:
     md.append("")
     if r.get("note"):
         md += [r["note"], ""]
+    if r.get("dask"):
+        md += _dask_markdown(r["dask"])
     return "\n".join(md)
+
+
+def _dask_markdown(d: dict) -> list[str]:
+    m = d["machine"]
+    md = ["## On Dask (Beam's DaskRunner, a local `distributed` cluster)", "",
+          f"The quick profile's table ({d['direct']['rows']} materials), procrystal ECD at "
+          f"{d['grid']}^3, one fresh subprocess per run, each Dask worker a process with one "
+          f"thread and OMP/BLAS/TF threads pinned to 1; shards fixed at 2 per worker (the Dask "
+          f"path's write). Wall time includes starting and closing the cluster. Machine: "
+          f"{m['cpu_count']} CPU cores shared with other work, {m['platform']}, load average "
+          f"{m['loadavg_at_start']} at start, {m['loadavg_at_end']} at end.", "",
+          "| run | materials | wall s | pipeline s | materials/s | tree RSS MB | data_hash |",
+          "|---|---|---|---|---|---|---|"]
+    for x in (d["direct"], d["dask_1"], d["dask_2"]):
+        md.append(f"| {x['tag']} | {x['rows']} | {x['wall_s']} | {x['seconds']} | "
+                  f"{x['materials_per_s']} | {x['sampled_tree_rss_MB']} | "
+                  f"`{x['data_hash'][:19]}` |")
+    md += ["", f"- Dask 2 workers vs 1 worker, whole-command wall time: "
+               f"**{d['speedup_2_vs_1']}x**; vs the local runner (`in_memory`, one process): "
+               f"{d['dask_2_vs_direct']}x. Same data_hash on all three: "
+               f"**{d['same_data_hash']}**.", ""]
+    if d.get("note"):
+        md += [d["note"], ""]
+    return md
+
+
+def dask_scaling(grid: int) -> dict:
+    """The Dask section: local runner, Dask with 1 and with 2 workers on the quick table."""
+    from ecdflow.config import load_settings
+
+    settings = load_settings()
+    table = settings.path(settings.paths.materials)
+    lines = [ln for ln in table.read_text().splitlines() if ln.strip()]
+    load0 = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-beam-dask-"))
+    try:
+        _warm_magpie(lines, tmp / "work")
+        t1 = tmp / "materials.jsonl"
+        t1.write_text("".join(ln + "\n" for ln in lines))
+        direct = _measure(t1, grid, "in_memory", 1, tmp, "direct_in_memory")
+        d1 = _measure(t1, grid, "dask", 1, tmp, "dask_1_worker")
+        d2 = _measure(t1, grid, "dask", 2, tmp, "dask_2_workers")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    d = {"grid": grid, "direct": direct, "dask_1": d1, "dask_2": d2,
+         "speedup_2_vs_1": round(d1["wall_s"] / d2["wall_s"], 2),
+         "dask_2_vs_direct": round(direct["wall_s"] / d2["wall_s"], 2),
+         "same_data_hash": len({x["data_hash"] for x in (direct, d1, d2)}) == 1,
+         "machine": machine(loadavg_at_start=[round(x, 2) for x in load0],
+                            loadavg_at_end=[round(x, 2) for x in os.getloadavg()])}
+    load = d["machine"]["loadavg_at_start"][0]
+    if load > 1.0:
+        d["note"] = (f"The machine has {d['machine']['cpu_count']} cores and was already "
+                     f"loaded (load {load}) by other work, so the second worker did not have a "
+                     "free core of its own: this ratio shows contention on this machine, not "
+                     "how Dask scales with free cores. Dask's own cost shows in the 1-worker "
+                     "run vs the local runner (cluster start, worker imports, two shuffles).")
+    return d
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -215,6 +283,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeat", type=int, default=5, help="dataset multiple (memory, scaling)")
     p.add_argument("--scale", type=int, default=10000,
                    help="also run this many materials (table repeated) with 2 workers (0: skip)")
+    p.add_argument("--dask-grid", type=int, default=32, help="ECD grid of the Dask runs")
+    p.add_argument("--dask-only", action="store_true",
+                   help="run only the Dask section and rewrite beam.md with it")
     p.add_argument("--worker", metavar="TABLE", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="in_memory", help=argparse.SUPPRESS)
     p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -224,6 +295,14 @@ def main(argv: list[str] | None = None) -> dict:
     if a.worker:
         res = worker(a.worker, a.grid, a.mode, a.workers, a.out, a.work)
         print(json.dumps(res), flush=True)
+        return res
+    if a.dask_only:
+        from bench import RESULTS
+
+        res = json.loads((RESULTS / "beam.json").read_text())
+        res["dask"] = dask_scaling(a.dask_grid)
+        write_results("beam", res, _markdown(res))
+        print("\n".join(_dask_markdown(res["dask"])))
         return res
 
     from ecdflow.config import load_settings
@@ -272,6 +351,7 @@ def main(argv: list[str] | None = None) -> dict:
     g1, g5 = growth["1x"], growth[f"{a.repeat}x"]
     res["pipeline_growth_ratio_5x_vs_1x"] = round(g5 / g1, 2) if g1 > 0 else None
     res["note"] = _note(res)
+    res["dask"] = dask_scaling(a.dask_grid)
     write_results("beam", res, _markdown(res))
     print(_markdown(res))
     return res

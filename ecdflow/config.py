@@ -197,6 +197,21 @@ class PipelineConfig(_Strict):
         }
     )
     """Kubernetes Secret name -> keys exposed to every task as env vars of the same name."""
+    local_runner: Literal["subprocess", "docker"] = "subprocess"
+    """kfp.local runner of `pipeline run-local`: subprocesses of this Python, or each task in
+    ``cpu_image`` through a Docker API (podman's without Docker; ecdflow.containers)."""
+
+
+class PreprocessConfig(_Strict):
+    """Which Beam runner the preprocessing uses (docs/scaling.md)."""
+
+    runner: str = "direct"
+    """``direct`` (Beam's local runner), ``dask`` (a Dask ``distributed`` cluster) or any Beam
+    runner name (e.g. ``DataflowRunner`` with its flags given as extra pipeline args)."""
+    dask_workers: int = Field(2, ge=1)
+    """Worker processes (one thread each) of the local Dask cluster started for a run."""
+    dask_address: str = ""
+    """Scheduler of a running Dask cluster (``tcp://host:8786``); empty: start a local one."""
 
 
 class ReportConfig(_Strict):
@@ -252,6 +267,7 @@ class Settings(_Strict):
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     report: ReportConfig = Field(default_factory=ReportConfig)
     plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
 
     def path(self, rel: str) -> Path:
         """Resolve a configured path against the project root (checkout, else working dir)."""

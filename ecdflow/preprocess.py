@@ -13,19 +13,26 @@ written count must equal read - quarantined, else the run fails. The manifest's
 ``data_hash`` is the data version.
 
 Runs on any Beam runner; the DirectRunner default uses ``in_memory`` (``multi_threading``
-loses records on this Beam version and is refused).
+loses records on this Beam version and is refused). ``runner="dask"`` runs it on a Dask
+``distributed`` cluster (a local one of N one-thread worker processes, or a remote scheduler;
+docs/scaling.md). The graph uses only single-output steps, key-grouped batches and a fixed
+shard count on Dask, because Beam 2.77's DaskRunner does not route tagged outputs, drops what a
+DoFn emits in ``finish_bundle`` (``BatchElements``, the per-bundle write) and computes only the
+graph's last leaf: each of these was seen to lose or misroute records here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +70,30 @@ def _dead(item_id: str, where: str, reason: str) -> str:
                       sort_keys=True)
 
 
+OK, FAILED = "ok", "failed"
+"""Tags of a step's ``(tag, value)`` outputs: a value for the next step, or a dead-letter line.
+Plain tuples split by two ``FlatMap`` s (``_pick``) rather than Beam's tagged outputs, which
+Beam 2.77's DaskRunner does not route (every consumer gets every output)."""
+
+
+def _failed(item_id: str, where: str, reason: str) -> tuple[str, str]:
+    return FAILED, _dead(item_id, where, reason)
+
+
+def _pick(tagged: tuple[str, Any], tag: str) -> Iterator[Any]:
+    if tagged[0] == tag:
+        yield tagged[1]
+
+
+def _routed(pcoll, label: str, fn, *args):
+    """``(ok, failed)`` PCollections of ``fn`` (which yields ``(OK, x)`` / ``(FAILED, line)``)."""
+    import apache_beam as beam
+
+    out = pcoll | label >> beam.FlatMap(fn, *args)
+    return (out | f"{label}Ok" >> beam.FlatMap(_pick, OK),
+            out | f"{label}Failed" >> beam.FlatMap(_pick, FAILED))
+
+
 def check_labels(row: dict, targets: Sequence[str]) -> str | None:
     """Why a row's labels are unusable (None when fine): every target NaN/missing, or a given
     modulus that is infinite or <= 0 GPa."""
@@ -86,6 +117,16 @@ def check_labels(row: dict, targets: Sequence[str]) -> str | None:
 
 CHGCAR_NAMES = ("{id}.CHGCAR", "{id}/CHGCAR")
 """Where a material's CHGCAR sits in ``--chgcar-dir``; each may end in .gz, .bz2 or .xz."""
+
+
+def worker_filesystems() -> None:
+    """Give Beam's file systems the S3 settings of the env in a worker process that has none
+    (a Dask worker: Beam sets them only in the driver and its own SDK workers)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if getattr(FileSystems, "_pipeline_options", None) is None:
+        FileSystems.set_options(PipelineOptions(flags=s3_args_from_env()))
 
 
 def find_chgcar(chgcar_dir: str, material_id: str) -> str | None:
@@ -131,6 +172,7 @@ def material_ecd(
     if chgcar_dir:
         from ecdflow.chgcar import read_chgcar, to_model_grid
 
+        worker_filesystems()
         path = find_chgcar(chgcar_dir, mid)
         if path is None:
             raise InputError(mid, f"no CHGCAR ({mid}.CHGCAR or {mid}/CHGCAR, optionally "
@@ -174,39 +216,39 @@ def has_structures(rows: Sequence[tuple[int, dict]]) -> bool:
 # ---------------------------------------------------------------- Beam transforms (thin)
 
 
-def _featurize_batch(rows: list[dict]) -> Iterator[Any]:
-    """Magpie features for a batch (``ecdflow.features.featurize``: the same finiteness check
-    as serving, naming the element without data); bad rows go to the dead letters."""
-    import apache_beam as beam
+def _bucket(row: dict, n_buckets: int) -> tuple[int, dict]:
+    """``(bucket, row)``: a stable bucket of the material id (sha256), for Magpie batches."""
+    digest = hashlib.sha256(str(row["material_id"]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, n_buckets), row
 
+
+def _featurize_batch(keyed: tuple[int, list[dict]]) -> Iterator[Any]:
+    """Magpie features for one bucket of rows (``ecdflow.features.featurize``: the same
+    finiteness check as serving, naming the element without data); bad rows go to the dead
+    letters."""
     from ecdflow.features import featurize
 
+    rows = sorted(keyed[1], key=lambda r: str(r["material_id"]))
     feats, errors = featurize([r["formula"] for r in rows],
                               where=[str(r["material_id"]) for r in rows])
     for r, m, err in zip(rows, feats, errors, strict=True):
         if err:
-            yield beam.pvalue.TaggedOutput(
-                "failed", _dead(r["material_id"], "preprocess:magpie",
-                                f"magpie: {err.split(': ', 1)[-1]}"))
+            yield _failed(r["material_id"], "preprocess:magpie",
+                          f"magpie: {err.split(': ', 1)[-1]}")
         else:
-            yield r, np.asarray(m, dtype=np.float32)
+            yield OK, (r, np.asarray(m, dtype=np.float32))
 
 
 def _check(row: dict, targets: Sequence[str]) -> Iterator[Any]:
-    import apache_beam as beam
-
     reason = check_labels(row, targets)
     if reason:
-        yield beam.pvalue.TaggedOutput("failed", _dead(row["material_id"], "preprocess:labels",
-                                                       reason))
+        yield _failed(row["material_id"], "preprocess:labels", reason)
     else:
-        yield row
+        yield OK, row
 
 
 def _build(pair: tuple[dict, np.ndarray], grid: int, smearing_A: float, dtype: str,
            chgcar_dir: str | None, density: bool = True) -> Iterator[Any]:
-    import apache_beam as beam
-
     row, magpie = pair
     try:
         if density:
@@ -214,10 +256,9 @@ def _build(pair: tuple[dict, np.ndarray], grid: int, smearing_A: float, dtype: s
         else:
             ecd, prov = None, {"ecd_source": "none"}
         row = dict(row, provenance={**(row.get("provenance") or {}), **prov})
-        yield encode_example(row, ecd, magpie, dtype)
+        yield OK, encode_example(row, ecd, magpie, dtype)
     except Exception as exc:  # noqa: BLE001 - every bad item is quarantined, the rest goes on
-        yield beam.pvalue.TaggedOutput("failed", _dead(row["material_id"], "preprocess:ecd",
-                                                       _one_line(exc)))
+        yield _failed(row["material_id"], "preprocess:ecd", _one_line(exc))
 
 
 # ---------------------------------------------------------------- reading back
@@ -269,6 +310,7 @@ def _read_lines(path: str) -> list[str]:
 def write_dead_letters(lines: list[str], path: str) -> int:
     """Write the dead letters as JSON lines sorted by item id (no file when there are none:
     Beam's S3 I/O cannot create an empty object). Returns the number written."""
+    worker_filesystems()
     if lines:
         lines = sorted(lines, key=lambda ln: (json.loads(ln)["item_id"], ln))
         _write_text(path, "".join(ln + "\n" for ln in lines))
@@ -312,6 +354,56 @@ def pipeline_options(runner: str, direct_running_mode: str, direct_num_workers: 
                            direct_num_workers=int(direct_num_workers), save_main_session=False)
 
 
+RUNNER_NAMES = {"direct": "DirectRunner", "dask": "DaskRunner"}
+"""Short runner names of the config (``preprocess.runner``) and CLI -> Beam runner names."""
+
+ONE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                   "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+"""Env of every Dask worker process: one compute thread each (one worker process per core)."""
+
+
+def beam_runner_name(runner: str | None, settings: Settings) -> str:
+    """The Beam runner name for ``runner`` (None: ``preprocess.runner`` of the config)."""
+    name = runner or settings.preprocess.runner
+    return RUNNER_NAMES.get(name.lower(), name)
+
+
+@contextlib.contextmanager
+def dask_scheduler(workers: int, address: str | None = None) -> Iterator[str]:
+    """The address of a Dask scheduler for the DaskRunner: ``address`` (a running cluster,
+    ``tcp://host:8786``) as is, else a local ``distributed.LocalCluster`` of ``workers``
+    processes with one thread each and ``ONE_THREAD_ENV`` set, closed on exit.
+
+    Raises:
+        InputError: workers < 1, or dask/distributed not installed.
+    """
+    if address:
+        yield address
+        return
+    if workers < 1:
+        raise InputError("--dask-workers", f"needs at least 1 worker (got {workers})")
+    try:
+        import dask
+        from distributed import LocalCluster
+    except ImportError:
+        raise InputError("--runner dask", "needs dask and distributed (apache-beam[dask]); "
+                                          "pip install -r requirements/lock.txt") from None
+    quiet = logging.getLogger("distributed")  # its INFO lines: a screen per run
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(ONE_THREAD_ENV)}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, env=dict(ONE_THREAD_ENV),
+                                   silence_logs=logging.WARNING)
+        try:
+            yield cluster.scheduler_address
+        finally:
+            cluster.close()
+    finally:
+        quiet.setLevel(level)
+
+
 def species_order(row: dict) -> list[str] | None:
     """Element symbols in the order the row's structure lists them (order of first appearance
     in ``numbers``), which is the species order of its POSCAR/VASP 4 CHGCAR; None when the row
@@ -328,7 +420,12 @@ def species_order(row: dict) -> list[str] | None:
 def local_runner(runner: str):
     """The runner object for ``runner``: Beam's ``DirectRunner`` would first try Prism, which
     downloads a binary from GitHub at run time (refused offline); its local fallback, the
-    FnApiRunner, is used directly (it honours direct_running_mode/direct_num_workers)."""
+    FnApiRunner, is used directly (it honours direct_running_mode/direct_num_workers).
+    ``DaskRunner`` is not in Beam's name table: its class is returned."""
+    if runner == "DaskRunner":
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        return DaskRunner()
     if runner != "DirectRunner":
         return runner
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -370,17 +467,14 @@ def _load_rows(materials_path: str, tmp: str) -> tuple[list[tuple[int, dict]], l
 def _table_check(numbered: tuple[int, dict], where: str) -> Iterator[Any]:
     """The table's per-row checks (``ecdflow.data.table.check_row``) as a pipeline step:
     a good row is normalised, a bad one goes to the dead letters as ``<table>:<row>``."""
-    import apache_beam as beam
-
     from ecdflow.data.table import check_row, clean_row
 
     i, row = numbered
     problem = check_row(row)
     if problem is None:
-        yield clean_row(row, i)
+        yield OK, clean_row(row, i)
     else:
-        yield beam.pvalue.TaggedOutput(
-            "failed", _dead(str(row.get("material_id", f"row {i}")), f"{where}:{i}", problem))
+        yield _failed(str(row.get("material_id", f"row {i}")), f"{where}:{i}", problem)
 
 
 def run_preprocess(
@@ -388,20 +482,29 @@ def run_preprocess(
     materials_path: str | None = None,
     chgcar_dir: str | None = None,
     out_dir: str | None = None,
-    runner: str = "DirectRunner",
+    runner: str | None = None,
     direct_running_mode: str = "in_memory",
     direct_num_workers: int = 1,
     extra_pipeline_args: Sequence[str] = (),
+    dask_workers: int | None = None,
+    dask_address: str | None = None,
 ) -> dict:
     """Run the Beam pipeline; write shards, ``quarantine.jsonl`` and ``manifest.json``.
 
     Args:
-        settings: configuration (density.grid, density.smearing_A, records.*, targets, seed).
+        settings: configuration (density.grid, density.smearing_A, records.*, targets, seed,
+            preprocess.*).
         materials_path: materials table (default ``paths.materials``); local or s3://.
         chgcar_dir: directory/bucket of ``<id>.CHGCAR`` or ``<id>/CHGCAR`` (None: procrystal).
         out_dir: output directory (default ``paths.records_dir``); local or s3://.
-        runner, direct_running_mode, direct_num_workers, extra_pipeline_args: Beam options
+        runner: ``direct``, ``dask`` or a Beam runner name (None: ``preprocess.runner``).
+        direct_running_mode, direct_num_workers, extra_pipeline_args: Beam options
             (e.g. ``--runner=FlinkRunner``-style flags for a cluster; docs/data_pipeline.md).
+        dask_workers, dask_address: Dask runner only (None: ``preprocess.dask_workers`` /
+            ``preprocess.dask_address``); an address uses that cluster, else a local one of
+            ``dask_workers`` one-thread processes is started and closed. On Dask the shard
+            count is fixed (``records.num_shards``, or 2 per worker when 0): the per-bundle
+            write relies on ``finish_bundle``, which Beam 2.77's DaskRunner drops.
 
     Returns:
         The manifest: count, shards, schema_version, grid, dtype, compression, data_hash and
@@ -411,7 +514,6 @@ def run_preprocess(
         InputError: missing table/CHGCAR dir, refused runner mode.
         RuntimeError: written + quarantined != read (records lost by the runner).
     """
-    import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
     t0 = time.perf_counter()
@@ -421,7 +523,12 @@ def run_preprocess(
         raise InputError(materials_path, "no such materials table")
     if chgcar_dir and not is_remote(chgcar_dir) and not Path(chgcar_dir).is_dir():
         raise InputError(str(chgcar_dir), "no such CHGCAR directory")
+    runner = beam_runner_name(runner, settings)
+    on_dask = runner == "DaskRunner"
+    workers = int(dask_workers or settings.preprocess.dask_workers)
+    address = dask_address or settings.preprocess.dask_address or None
     grid, rc = settings.density.grid, settings.records
+    num_shards = rc.num_shards or (2 * workers if on_dask else 0)
     options = pipeline_options(runner, direct_running_mode, direct_num_workers,
                                extra_pipeline_args)
     FileSystems.set_options(options)  # S3 settings for the driver's own reads/writes
@@ -430,38 +537,30 @@ def run_preprocess(
     if not is_remote(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     _clear_outputs(out_dir)
+    mode = (f"{address or f'local cluster of {workers} workers'}" if on_dask
+            else direct_running_mode)
     log.info("preprocess: %d rows (%d duplicate ids set aside) -> %s, grid %d, %s, "
              "compression %r, %d shards, runner %s/%s", len(rows), len(table_bad), out_dir,
-             grid, rc.dtype, rc.compression, rc.num_shards, runner, direct_running_mode)
-    targets = list(settings.targets)
+             grid, rc.dtype, rc.compression, num_shards, runner, mode)
     density = bool(chgcar_dir) or has_structures(rows)
     if not density:
         log.info("preprocess: composition-only table (no structure in any row): records carry "
                  "Magpie features and no density; density models will be skipped")
     dead_path = f"{out_dir}/{DEADLETTER_NAME}"
-
-    with beam.Pipeline(runner=local_runner(runner), options=options) as p:
-        table = (p | "Rows" >> beam.Create(rows, reshuffle=True)
-                 | "Table" >> beam.FlatMap(_table_check, materials_path)
-                 .with_outputs("failed", main="ok"))
-        checked = (table.ok
-                   | "Labels" >> beam.FlatMap(_check, targets).with_outputs("failed", main="ok"))
-        feats = (checked.ok
-                 | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=64)
-                 | "Magpie" >> beam.FlatMap(_featurize_batch)
-                 .with_outputs("failed", main="ok"))
-        built = (feats.ok
-                 | "ECD" >> beam.FlatMap(_build, grid, settings.density.smearing_A, rc.dtype,
-                                         chgcar_dir, density).with_outputs("failed", main="ok"))
-        _ = built.ok | "Write" >> beam.io.WriteToTFRecord(
-            f"{out_dir}/{SHARD_PREFIX}", file_name_suffix=shard_suffix(rc.compression),
-            num_shards=rc.num_shards, compression_type=_BEAM_COMPRESSION[rc.compression])
-        table_lines = [json.dumps(d, sort_keys=True) for d in table_bad]
-        _ = ((table.failed, checked.failed, feats.failed, built.failed,
-              p | "TableQuarantine" >> beam.Create(table_lines))
-             | "Failures" >> beam.Flatten()
-             | "Gather" >> beam.combiners.ToList()
-             | "DeadLetter" >> beam.Map(write_dead_letters, dead_path))
+    args = dict(density=density, materials_path=materials_path, rows=rows, table_bad=table_bad,
+                settings=settings, chgcar_dir=chgcar_dir, out_dir=out_dir,
+                num_shards=num_shards, dead_path=dead_path)
+    if on_dask:
+        with dask_scheduler(workers, address) as addr:
+            dask_flags = [f"--dask_client_address={addr}"]
+            if not any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
+                       for a in extra_pipeline_args):
+                dask_flags.append(f"--dask_npartitions={max(1, min(len(rows), 4 * workers))}")
+            options = pipeline_options(runner, direct_running_mode, direct_num_workers,
+                                       [*extra_pipeline_args, *dask_flags])
+            _run_graph(runner, options, **args)
+    else:
+        _run_graph(runner, options, **args)
 
     dead = [json.loads(ln) for ln in _read_lines(dead_path)]
     n_table = sum(not d["where"].startswith("preprocess:") for d in dead)  # table:row entries
@@ -493,6 +592,98 @@ def run_preprocess(
     return manifest | {"seconds": round(seconds, 2), "out_dir": out_dir,
                        "first_quarantined": first,
                        "materials_per_s": round(len(rows) / max(seconds, 1e-9), 3)}
+
+
+def _shard_of(record: bytes, num_shards: int) -> tuple[int, bytes]:
+    """``(shard, record)``: a stable shard of the record's bytes (sha256)."""
+    return int.from_bytes(hashlib.sha256(record).digest()[:8], "big") % num_shards, record
+
+
+def _write_shard(keyed: tuple[int, list[bytes]], prefix: str, num_shards: int,
+                 compression: str) -> Iterator[str]:
+    """Write one whole shard ``<prefix>-SSSSS-of-NNNNN<suffix>`` (Beam's shard names) with its
+    records sorted by sha256, so a recomputed task rewrites the same bytes; yields its path.
+
+    The Dask path's write: Beam's ``WriteToTFRecord`` needs its side inputs computed once
+    (its temp dir name is random), and Beam 2.77's DaskRunner recomputes them per consumer."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.io.tfrecordio import _TFRecordUtil
+
+    worker_filesystems()
+    shard, records = keyed
+    path = f"{prefix}-{shard:05d}-of-{num_shards:05d}{shard_suffix(compression)}"
+    with FileSystems.create(path, mime_type="application/octet-stream",
+                            compression_type=_BEAM_COMPRESSION[compression]) as fh:
+        for rec in sorted(records, key=lambda b: hashlib.sha256(b).digest()):
+            _TFRecordUtil.write_record(fh, rec)
+    yield path
+
+
+def _one(_: Any) -> int:
+    return 1
+
+
+def _keyed_once(line: str) -> tuple[int, str]:
+    return 0, line
+
+
+def _write_dead_group(group: tuple[int, Iterable[str]], path: str) -> int:
+    """``write_dead_letters`` of the one gathered group. A ``GroupByKey`` gathers them, not
+    ``combiners.ToList``: its empty-input default is a side input, which Beam 2.77's
+    DaskRunner computes apart from the main graph (every upstream step ran twice)."""
+    return write_dead_letters(list(group[1]), path)
+
+
+MAGPIE_BATCH = 32
+"""Mean rows per Magpie batch (rows are bucketed by a hash of their id, then grouped)."""
+
+
+def _run_graph(runner: str, options, *, materials_path: str, rows: list, table_bad: list,
+               settings: Settings, chgcar_dir: str | None, out_dir: str, num_shards: int,
+               dead_path: str, density: bool = True) -> None:
+    """Build and run the graph to completion. Every step has one output and the graph one
+    leaf (``Done``, fed by the write and the dead letters), so any runner computes all of it
+    (the DaskRunner computes only the last leaf). On Dask the write is ``_write_shard``."""
+    import apache_beam as beam
+
+    rc = settings.records
+    n_buckets = max(1, math.ceil(len(rows) / MAGPIE_BATCH))
+    p = beam.Pipeline(runner=local_runner(runner), options=options)
+    numbered = p | "Rows" >> beam.Create(rows, reshuffle=True)
+    table_ok, table_failed = _routed(numbered, "Table", _table_check, materials_path)
+    labels_ok, labels_failed = _routed(table_ok, "Labels", _check, list(settings.targets))
+    batches = (labels_ok
+               | "Bucket" >> beam.Map(_bucket, n_buckets)
+               | "Batch" >> beam.GroupByKey())
+    feats_ok, feats_failed = _routed(batches, "Magpie", _featurize_batch)
+    built_ok, built_failed = _routed(feats_ok, "ECD", _build, settings.density.grid,
+                                     settings.density.smearing_A, rc.dtype, chgcar_dir,
+                                     density)
+    if runner == "DaskRunner":
+        files = (built_ok
+                 | "Shard" >> beam.Map(_shard_of, num_shards)
+                 | "GroupShards" >> beam.GroupByKey()
+                 | "Write" >> beam.FlatMap(_write_shard, f"{out_dir}/{SHARD_PREFIX}",
+                                           num_shards, rc.compression))
+    else:  # streams per bundle when num_shards == 0 (flat memory on the local runner)
+        files = built_ok | "Write" >> beam.io.WriteToTFRecord(
+            f"{out_dir}/{SHARD_PREFIX}", file_name_suffix=shard_suffix(rc.compression),
+            num_shards=num_shards, compression_type=_BEAM_COMPRESSION[rc.compression])
+    table_lines = [json.dumps(d, sort_keys=True) for d in table_bad]
+    n_dead = ((table_failed, labels_failed, feats_failed, built_failed,
+               p | "TableQuarantine" >> beam.Create(table_lines))
+              | "Failures" >> beam.Flatten()
+              | "Key" >> beam.Map(_keyed_once)
+              | "Gather" >> beam.GroupByKey()
+              | "DeadLetter" >> beam.Map(_write_dead_group, dead_path))
+    _ = ((files, n_dead) | "Ends" >> beam.Flatten() | "Done" >> beam.Map(_one))
+    result = p.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # DaskRunnerResult holds its Client
+        if client is not None:
+            client.close()
 
 
 def _file_sha256(path: str) -> str:

@@ -155,3 +155,74 @@ def visit(ctx, url_or_path: str | Path, screenshot: str | Path | None = None,
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
     return page
+PG_ROOT = Path("/usr/lib/postgresql")
+"""Where Debian's ``postgresql`` package puts ``<major>/bin/{initdb,pg_ctl}``."""
+
+
+@contextmanager
+def local_postgres(db: str = "mlflow", user: str = "mlflow", password: str = "mlflow-test",
+                   timeout_s: int = 60) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port; yields its SQLAlchemy URL
+    ``postgresql://user:password@127.0.0.1:PORT/db`` (the form infra/k8s gives MLflow).
+
+    Debian's ``initdb``/``pg_ctl`` (highest major under /usr/lib/postgresql) run as a non-root
+    user: as root (PostgreSQL refuses to run as root) through ``runuser -u nobody``. Data dir,
+    Unix socket and log live in a fresh temp dir; password auth (scram-sha-256) over TCP;
+    ``fsync=off`` (a test cluster). Stopped and removed on exit.
+
+    Raises:
+        RuntimeError: no PostgreSQL binaries (``make apt-deps`` installs ``postgresql``), or
+            the cluster did not start (the message carries the end of its log).
+    """
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    bins = sorted(PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not bins:
+        raise RuntimeError(f"no PostgreSQL under {PG_ROOT} (make apt-deps installs postgresql)")
+    bindir = bins[-1].parent
+    tmp = Path(tempfile.mkdtemp(prefix="ecdflow-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(tmp, nobody.pw_uid, nobody.pw_gid)
+        prefix = ["runuser", "-u", "nobody", "--"]
+    pwfile = tmp / "pw"
+    pwfile.write_text(password + "\n")
+    if prefix:
+        os.chown(pwfile, nobody.pw_uid, nobody.pw_gid)
+    data, log = tmp / "data", tmp / "server.log"
+    port = free_port()
+
+    def run(args: list[str]) -> None:
+        out = subprocess.run(prefix + args, cwd=tmp, capture_output=True, text=True,
+                             timeout=timeout_s + 30)
+        if out.returncode != 0:
+            tail = (log.read_text()[-800:] if log.exists() else "") or out.stderr[-800:]
+            raise RuntimeError(f"{Path(args[0]).name} failed: {tail.strip()}")
+
+    started = False
+    try:
+        run([str(bindir / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
+             "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"])
+        run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t",
+             str(timeout_s), "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 "
+             "-c fsync=off", "start"])
+        started = True
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password,
+                                dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{db}"')
+        conn.close()
+        yield f"postgresql://{user}:{password}@127.0.0.1:{port}/{db}"
+    finally:
+        if started:
+            subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
+                                     "-w", "stop"], cwd=tmp, capture_output=True,
+                           timeout=timeout_s)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -62,14 +62,24 @@ def configure(settings: Settings) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(settings.mlflow.experiment)
     if exp is None:
-        exp_id = client.create_experiment(
-            settings.mlflow.experiment,
-            artifact_location=f"{settings.artifact_root}/{settings.mlflow.experiment}",
-        )
+        exp_id = client.create_experiment(settings.mlflow.experiment,
+                                          artifact_location=experiment_artifact_location(settings))
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def experiment_artifact_location(settings: Settings) -> str | None:
+    """Artifact location of a new experiment: ``<artifact_root>/<experiment>``; None (the
+    server's own default: its ``--artifacts-destination``, proxied as ``mlflow-artifacts:/``)
+    when tracking goes to an ``http(s)://`` server and ``mlflow.artifact_root`` is not set,
+    since the local default folder would be on each client's own disk (a pod's, on a cluster).
+    """
+    if not settings.mlflow.artifact_root and settings.tracking_uri.startswith(("http://",
+                                                                               "https://")):
+        return None
+    return f"{settings.artifact_root}/{settings.mlflow.experiment}"
 
 
 def base_tags(settings: Settings, pipeline_run_id: str | None) -> dict[str, str]:

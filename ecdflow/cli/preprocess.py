@@ -18,19 +18,27 @@ from ecdflow.cli.common import settings
 @click.option("--out", type=str, default=None,
               help="Output directory for shards + manifest, local or s3:// "
                    "(default: paths.records_dir).")
-@click.option("--runner", default="DirectRunner", show_default=True,
-              help="Beam runner (DirectRunner, FlinkRunner, SparkRunner, DataflowRunner).")
+@click.option("--runner", default=None,
+              help="Beam runner: direct, dask, or a Beam runner name (FlinkRunner, "
+                   "DataflowRunner) [default: preprocess.runner, direct].")
 @click.option("--mode", "mode", type=click.Choice(["in_memory", "multi_processing"]),
               default="in_memory", show_default=True, help="DirectRunner running mode.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="DirectRunner workers (multi_processing).")
 @click.option("--beam-arg", "beam_args", multiple=True,
               help="Extra Beam flag, repeatable (e.g. --beam-arg=--flink_master=host:8081).")
+@click.option("--dask-workers", type=click.IntRange(min=1), default=None,
+              help="--runner dask: worker processes of the local cluster "
+                   "[default: preprocess.dask_workers].")
+@click.option("--dask-address", default=None,
+              help="--runner dask: scheduler of a running cluster (tcp://host:8786) instead "
+                   "of a local one [default: preprocess.dask_address].")
 @click.option("--metrics", type=click.Path(dir_okay=False), default=None,
               help="Also write the manifest (counts, data hash, timing) to this JSON file.")
 @click.pass_context
 def preprocess(ctx: click.Context, materials: str | None, chgcar_dir: str | None,
-               out: str | None, runner: str, mode: str, workers: int, beam_args: tuple[str, ...],
+               out: str | None, runner: str | None, mode: str, workers: int,
+               beam_args: tuple[str, ...], dask_workers: int | None, dask_address: str | None,
                metrics: str | None) -> None:
     """Compute ECD grids (e/Å^3), Magpie features and labels (GPa) for every material and
     write sharded TFRecords; bad materials are quarantined with a reason (quarantine.jsonl).
@@ -45,7 +53,8 @@ def preprocess(ctx: click.Context, materials: str | None, chgcar_dir: str | None
 
     manifest = run_preprocess(settings(ctx), materials_path=materials, chgcar_dir=chgcar_dir,
                               out_dir=out, runner=runner, direct_running_mode=mode,
-                              direct_num_workers=workers, extra_pipeline_args=beam_args)
+                              direct_num_workers=workers, extra_pipeline_args=beam_args,
+                              dask_workers=dask_workers, dask_address=dask_address)
     if metrics:
         Path(metrics).parent.mkdir(parents=True, exist_ok=True)
         Path(metrics).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

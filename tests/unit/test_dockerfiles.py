@@ -37,7 +37,9 @@ def test_images_install_the_lock_ci_tests_and_run_as_non_root(name):
     assert "pip install --no-cache-dir --no-deps . " in text  # the project, a regular install
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] == "1000:1000"
-    assert re.search(r"^FROM python:3\.11\.\d+-slim", text, re.M)
+    # the base is a build argument whose default stays the public Python 3.11 image
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11\.\d+-slim-bookworm$", text, re.M)
+    assert re.findall(r"^FROM (.+)$", text, re.M) == ["${BASE_IMAGE}"]
     assert not re.search(r"(AWS_SECRET|PASSWORD|TOKEN)\s*=", text)  # no baked credentials
 
 
@@ -63,3 +65,19 @@ def test_every_copied_path_exists_and_is_in_the_build_context():
             for path in src.split():
                 assert (REPO_ROOT / path).exists(), f"{name}: {path}"
                 assert path.rstrip("/") in allowed, f"{name}: {path} excluded by .dockerignore"
+
+
+def test_cpu_worker_image_pins_one_compute_thread():
+    """Beam/Dask workers run one process per core (docs/scaling.md)."""
+    text = (DOCKER / "Dockerfile.cpu").read_text()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert re.search(rf"^\s+{var}=1\b", text, re.M), var
+
+
+def test_mlflow_image_runs_the_locks_postgres_driver():
+    """The server image installs nothing of its own: psycopg2 comes pinned in the lock (the
+    driver tests/e2e/test_tracking_postgres.py runs the server with), via the CPU image."""
+    lock = (REPO_ROOT / "requirements" / "lock.txt").read_text()
+    assert re.search(r"^psycopg2-binary==\d", lock, re.M)
+    text = (DOCKER / "Dockerfile.mlflow").read_text()
+    assert "import psycopg2" in text and "pip install" not in text.split("FROM", 1)[1]

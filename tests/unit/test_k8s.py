@@ -33,7 +33,7 @@ def test_base_has_mlflow_postgres_minio_namespace_and_rbac():
                if o["kind"] != "Namespace")
     assert not any(o["kind"] == "Secret" for o in objs)  # templates only, applied by hand
     mlflow = _by(objs, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
-    assert "postgresql://$(POSTGRES_USER):$(POSTGRES_PASSWORD)@postgres:5432/mlflow" in \
+    assert "postgresql+psycopg2://$(POSTGRES_USER):$(POSTGRES_PASSWORD)@postgres:5432/mlflow" in \
         mlflow["args"]
     secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in mlflow["env"]}
     assert secret_refs == {"ecdflow-postgres", "ecdflow-minio"}
