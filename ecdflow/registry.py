@@ -54,7 +54,7 @@ from ecdflow.schema import (
     TargetName,
 )
 from ecdflow.tracking import TAG_BASELINE, TAG_CV
-from ecdflow.uncertainty import pct
+from ecdflow.uncertainty import pct, score_for
 
 log = get_logger(__name__)
 
@@ -246,7 +246,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
             tracking.TAG_TARGET: target, tracking.TAG_MODEL: best}
     log_target = _log_target(runs[0], settings)
     grid = _grid(runs[0], settings)
-    uq = calibrate(settings, pipeline_run_id, best, target, "log" if log_target else "abs",
+    uq = calibrate(settings, pipeline_run_id, best, target, score_for(log_target),
                    [r.info.run_id for r in runs])
     with tempfile.TemporaryDirectory() as tmp:
         members = [export_member(r.info.run_id, Path(tmp)) for r in runs]

@@ -173,6 +173,25 @@ def coverage_metrics(table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def score_for(log_target: bool) -> str:
+    """The score of a model: ``log`` for models trained on log10(GPa), else ``abs``."""
+    return "log" if log_target else "abs"
+
+
+def scores_by_model(runs: Iterable, default_log_target: bool) -> dict[str, str]:
+    """Score per model type of MLflow training runs (their ``*log_target`` param, else the
+    default), for :func:`coverage_table`."""
+    from ecdflow.tracking import TAG_MODEL
+
+    out: dict[str, str] = {}
+    for r in runs:
+        vals = [str(v).lower() in ("true", "1", "yes") for k, v in r.data.params.items()
+                if k.split(".")[-1] == "log_target"]
+        out.setdefault(r.data.tags.get(TAG_MODEL, ""),
+                       score_for(vals[0] if vals else default_log_target))
+    return out
+
+
 def calibration(cv_preds: pd.DataFrame, coverage: float = DEFAULT_COVERAGE,
                 score: str = "abs") -> dict:
     """The calibration record stored with a registered model (JSON-able).
