@@ -54,7 +54,8 @@ def test_evaluate_report_tables_and_parent_artifacts(run):
 
     cov = pd.read_csv(Path(out["out_dir"]) / "coverage.csv")
     assert set(cov.test_set) == {"cv", "loeo", "loeo-Cl"} and (cov.nominal == 0.9).all()
-    assert set(cov.model) == {"rf_magpie", "cnn_magpie"} and (cov[cov.test_set == "cv"].n == 48).all()
+    assert set(cov.model) == {"rf_magpie", "cnn_magpie"}
+    assert (cov[cov.test_set == "cv"].n == 48).all()
     assert "Prediction intervals: coverage at nominal 90%" in md
     row = cov[(cov.model == "rf_magpie") & (cov.test_set == "cv")].iloc[0]
     assert f"{row.coverage:.2f} / {row.width_gpa:.3g}" in md
