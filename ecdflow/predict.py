@@ -1,4 +1,5 @@
-"""Predict K or G (GPa, with the fold-ensemble uncertainty) for structure, CHGCAR or table files.
+"""Predict K or G (GPa, with a calibrated interval and an out-of-domain flag) for structure,
+CHGCAR or table files.
 
 The model is a registered ecdflow pyfunc (default ``models:/<name>@champion``). Files are read
 by the input layer (``ecdflow.io``: content decides the kind, gzip/bzip2/xz and legacy
