@@ -265,6 +265,7 @@ def test_input_file(case, entry, request, tmp_path, capsys):
             t = case["table"]
             assert man["counts"]["written"] == t["written"] and man["has_density"] is False
             assert man["ecd_source"] == "none" and man["grid"] == 0
+            assert man["density_source"] == {"kind": "none", "grid": 0}
             assert set(recs) == set(t["k"])
             assert set(dead) == set(t["quarantined"])
             for mid, why in t["quarantined"].items():
@@ -272,6 +273,9 @@ def test_input_file(case, entry, request, tmp_path, capsys):
             assert recs["t-1"]["K_VRH"] == pytest.approx(24.9, rel=1e-6)  # decimal comma too
             return
         (mid, rec), (_, reason) = next(iter(recs.items())), next(iter(dead.items()))
+        src = man["density_source"]  # the --chgcar-dir run: provenance says so
+        assert (src["kind"], src["grid"], man["ecd_source"]) == ("chgcar", GRID, "chgcar")
+        assert "CHGCAR" in src["model"] and "smearing_A" not in src
         want = case.get("chgcar_dir") or {"refused": refused}
         if want == "ok":
             assert reason is None and rec is not None, reason

@@ -154,3 +154,20 @@ def test_density_mismatch_refuses_chgcar_for_procrystal_model_unless_allowed():
     # a manifest without density_source (registered before the field) means procrystal
     out, _ = density_mismatch(rows, {"inputs": ["ecd"]}, where, False)
     assert "training density (procrystal)" in out[0].error
+
+
+@pytest.mark.parametrize(("manifest", "kind"), [
+    ({"grid": 32, "ecd_source": "procrystal"}, "procrystal"),
+    ({"grid": 32, "ecd_source": "chgcar"}, "chgcar"),
+    ({"grid": 32}, "procrystal"),  # manifests before the field: procrystal
+    ({"grid": 0, "has_density": False, "ecd_source": "none"}, "none"),
+])
+def test_records_density_kind_and_source(manifest, kind):
+    from ecdflow.records import density_kind, density_source
+
+    assert density_kind(manifest) == kind
+    src = density_source(kind, manifest["grid"], 0.1)
+    assert src["kind"] == kind and src["grid"] == manifest["grid"]
+    assert ("smearing_A" in src) == (kind == "procrystal")
+    if kind == "procrystal":
+        assert src["smearing_A"] == 0.1 and "Slater" in src["model"]
