@@ -142,6 +142,9 @@ class RegistryConfig(_Strict):
     margin: float = Field(0.0, ge=0.0)
     """Relative improvement (fraction) a challenger needs over the champion."""
     use_external_validation: bool = False
+    interval_coverage: float = Field(0.9, gt=0.0, lt=1.0)
+    """Nominal coverage of the served prediction interval (split-conformal on the CV
+    test-fold residuals, ``ecdflow.uncertainty``)."""
 
 
 class Toleration(_Strict):

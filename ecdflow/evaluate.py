@@ -274,13 +274,13 @@ def _logged_splits(parent_run_id: str | None) -> dict | None:
 
 def write_report(out_dir: Path, pipeline_run_id: str, protocol: dict,
                  tables: dict[str, pd.DataFrame], comparison: pd.DataFrame,
-                 elem: pd.DataFrame, figures: list[Path], min_element_n: int = 10
-                 ) -> tuple[Path, Path]:
+                 elem: pd.DataFrame, figures: list[Path], min_element_n: int = 10,
+                 coverage: pd.DataFrame | None = None) -> tuple[Path, Path]:
     """Markdown and self-contained HTML report (``ecdflow.html.report.render_report``)."""
     from ecdflow.html.report import render_report
 
     return render_report(out_dir, pipeline_run_id, protocol, tables, comparison, elem, figures,
-                         min_element_n, DATA_NOTE)
+                         min_element_n, DATA_NOTE, coverage=coverage)
 
 
 def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool = True) -> dict:
@@ -305,6 +305,11 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
     comparison = paper_comparison(summary)
     preds = load_predictions(settings, pipeline_run_id)
     elem = element_errors(preds)
+    from ecdflow.uncertainty import coverage_metrics, coverage_table, scores_by_model
+
+    cov = coverage_table(preds, settings.registry.interval_coverage,
+                         scores_by_model(runs, settings.training.log_target))
+    cov.to_csv(out_dir / "coverage.csv", index=False)
     figures = parity_plots(preds, out_dir) + learning_curves(runs, out_dir)
     if tsne:
         loeo = sorted(summary[summary.split_kind == "loeo"].element.unique())[:4]
@@ -317,7 +322,7 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
     parent = tracking.find_parent_run(settings, pipeline_run_id)
     protocol = protocol_of(runs, preds, _logged_splits(parent), settings.splits.n_folds)
     mdp, htp = write_report(out_dir, pipeline_run_id, protocol, tables, comparison, elem,
-                            figures, settings.report.min_element_n)
+                            figures, settings.report.min_element_n, coverage=cov)
     if parent:
         client = mlflow.MlflowClient()
         for r in summary[summary.split_kind == "cv"].itertuples():
@@ -326,6 +331,9 @@ def evaluate_pipeline_run(settings: Settings, pipeline_run_id: str, tsne: bool =
                 if not math.isnan(v):
                     unit = "" if m == "r2" else "_gpa"
                     client.log_metric(parent, f"cv_{r.target}_{r.model}_{m}{unit}", v)
+        for (model, target), t in cov.groupby(["model", "target"]):
+            for k, v in coverage_metrics(t).items():
+                client.log_metric(parent, f"cv_{target}_{model}_{k}", v)
         for f in sorted(out_dir.iterdir()):
             if f.is_file():
                 client.log_artifact(parent, str(f), "evaluation")

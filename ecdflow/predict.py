@@ -1,4 +1,5 @@
-"""Predict K or G (GPa, with the fold-ensemble uncertainty) for structure, CHGCAR or table files.
+"""Predict K or G (GPa, with a calibrated interval and an out-of-domain flag) for structure,
+CHGCAR or table files.
 
 The model is a registered ecdflow pyfunc (default ``models:/<name>@champion``). Files are read
 by the input layer (``ecdflow.io``: content decides the kind, gzip/bzip2/xz and legacy
@@ -20,7 +21,11 @@ from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError, InputError
 from ecdflow.registry import CHAMPION, resolve_target
 
-COLUMNS = ["file", "target", "formula", "prediction_gpa", "uncertainty_gpa", "error"]
+COLUMNS = ["file", "target", "formula", "prediction_gpa", "uncertainty_gpa", "lower_gpa",
+           "upper_gpa", "coverage", "out_of_domain", "ood_reason", "error"]
+UQ_COLUMNS = {"lower_gpa": "lower", "upper_gpa": "upper", "coverage": "coverage",
+              "out_of_domain": "out_of_domain"}
+"""Interval/domain columns of the output and the served model's column each comes from."""
 
 
 def _table_inputs(path: Path, text: str) -> list[dict]:
@@ -89,7 +94,8 @@ def load_model(settings: Settings, model_uri: str):
 
 
 def predict_files(settings: Settings, paths: list[str | Path], target: str,
-                  model_uri: str | None = None, model=None) -> pd.DataFrame:
+                  model_uri: str | None = None, model=None,
+                  allow_density_source_mismatch: bool = False) -> pd.DataFrame:
     """Predict one modulus for each structure/CHGCAR file and each table row.
 
     Args:
@@ -98,10 +104,14 @@ def predict_files(settings: Settings, paths: list[str | Path], target: str,
         target: bulk/shear/K_VRH/G_VRH.
         model_uri: pyfunc URI (default: the target's champion).
         model: an already loaded pyfunc (then ``model_uri`` is not loaded).
+        allow_density_source_mismatch: predict (flagged out of domain) instead of refusing
+            inputs whose density source differs from the model's training density.
 
     Returns:
-        DataFrame: file, target, formula, prediction_gpa, uncertainty_gpa (None where the
-        row failed), error ("" or one line ``<file or row>: <reason>``).
+        DataFrame: file, target, formula, prediction_gpa, uncertainty_gpa (fold spread),
+        lower_gpa, upper_gpa (interval at the nominal ``coverage``, 0-1), out_of_domain
+        (bool), ood_reason (None where the row failed or the model has no calibration),
+        error ("" or one line ``<file or row>: <reason>``).
     """
     if not paths:
         raise EcdflowError("no input files given")
@@ -112,19 +122,29 @@ def predict_files(settings: Settings, paths: list[str | Path], target: str,
     frame = pd.DataFrame({k: [e[k] for e in entries] for k in ("input", "format", "source")})
     ok = [i for i, e in enumerate(entries) if not e["error"]]
     rows = [{"file": e["source"], "target": t, "formula": "", "prediction_gpa": None,
-             "uncertainty_gpa": None, "error": e["error"]} for e in entries]
+             "uncertainty_gpa": None, **dict.fromkeys(UQ_COLUMNS), "ood_reason": "",
+             "error": e["error"]} for e in entries]
     if ok:
-        out = model.predict(frame.iloc[ok].reset_index(drop=True))
+        params = {"allow_density_source_mismatch": True} if allow_density_source_mismatch \
+            else None
+        out = model.predict(frame.iloc[ok].reset_index(drop=True), params=params)
         for k, i in enumerate(ok):
             err = str(out["error"].iloc[k] or "")
             rows[i].update(formula=str(out["formula"].iloc[k] or ""), error=err)
             if not err:
                 rows[i].update(prediction_gpa=_num(out["prediction"].iloc[k]),
                                uncertainty_gpa=_num(out["uncertainty"].iloc[k]))
+                for col, src in UQ_COLUMNS.items():
+                    v = out[src].iloc[k] if src in out.columns else None
+                    rows[i][col] = (None if v is None or v != v else bool(v)
+                                    if col == "out_of_domain" else _num(v))
+                if "ood_reason" in out.columns:
+                    rows[i]["ood_reason"] = str(out["ood_reason"].iloc[k] or "")
                 if rows[i]["prediction_gpa"] is None:
                     rows[i]["error"] = f"{entries[i]['source']}: no prediction"
     return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object)
-                         if c.endswith("_gpa") else [r[c] for r in rows] for c in COLUMNS})
+                         if c.endswith("_gpa") or c in UQ_COLUMNS else [r[c] for r in rows]
+                         for c in COLUMNS})
 
 
 def _num(v) -> float | None:

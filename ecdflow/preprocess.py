@@ -44,6 +44,7 @@ from ecdflow.log import get_logger
 from ecdflow.records import (
     SHARD_PREFIX,
     build_manifest,
+    density_source,
     encode_example,
     shard_suffix,
 )
@@ -582,6 +583,10 @@ def run_preprocess(
                                   "materials": materials_path.rsplit("/", 1)[-1],
                                   "materials_sha256": _file_sha256(materials_path),
                                   "smearing_A": settings.density.smearing_A,
+                                  "density_source": density_source(
+                                      ("chgcar" if chgcar_dir else "procrystal")
+                                      if density else "none", grid if density else 0,
+                                      settings.density.smearing_A),
                               })
     _write_text(f"{out_dir}/manifest.json",
                 json.dumps(manifest, indent=2, sort_keys=True) + "\n")

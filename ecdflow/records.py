@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from ecdflow.schema import GRID_PARAM, MAGPIE_LEN, TARGETS, is_remote
+from ecdflow.schema import (
+    DENSITY_CHGCAR,
+    DENSITY_NONE,
+    DENSITY_PROCRYSTAL,
+    GRID_PARAM,
+    MAGPIE_LEN,
+    TARGETS,
+    is_remote,
+)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -400,3 +408,31 @@ def write_synthetic_records(
                                            compression=compression,
                                            extra={"source": "synthetic", "seed": seed}))
     return shards
+
+
+def density_kind(manifest: dict) -> str:
+    """Density source kind of records: ``procrystal``, ``chgcar`` or ``none`` (its manifest's
+    ``ecd_source``; manifests older than that field held procrystal densities)."""
+    if not has_density(manifest):
+        return DENSITY_NONE
+    return str(manifest.get("ecd_source") or DENSITY_PROCRYSTAL)
+
+
+def density_source(kind: str, grid: int, smearing_A: float | None = None) -> dict:
+    """The density-provenance record of records manifests and registered models.
+
+    Returns:
+        ``{"kind", "grid"}`` plus, for ``procrystal``, ``model`` (neutral free-atom valence
+        Slater orbitals, Slater's screening rules; ``ecdflow.density``), ``smearing_A`` (Å) and
+        ``valence`` (outermost s/p plus open d/f shells); for ``chgcar``, ``model`` (VASP
+        CHGCAR, self-consistent DFT, resampled to the conventional cube).
+    """
+    out: dict[str, Any] = {"kind": kind, GRID_PARAM: int(grid)}
+    if kind == DENSITY_PROCRYSTAL:
+        out.update(model="neutral free-atom valence procrystal, Slater orbitals "
+                         "(Slater's screening rules), ecdflow.density",
+                   valence="outermost s/p shell plus open d/f shells",
+                   smearing_A=float(smearing_A if smearing_A is not None else 0.0))
+    elif kind == DENSITY_CHGCAR:
+        out.update(model="VASP CHGCAR (self-consistent DFT), resampled to the conventional cube")
+    return out

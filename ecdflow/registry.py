@@ -11,8 +11,13 @@ records that verdict on the version, and :func:`promote` (a human act) reads it.
 
 A version is the *fold ensemble* of the selected model type (every CV fold x repeat model of
 the pipeline run), wrapped in :class:`ecdflow.serve.ModulusEnsemble`: no refit on all data,
-so the registered model is exactly what was evaluated and the fold spread is its uncertainty.
+so the registered model is exactly what was evaluated.
 All metrics are in GPa; lower is better for the gate metric (``settings.registry.metric``).
+
+Each version also stores its interval calibration (``calibration.json``: split-conformal on
+the members' CV test-fold residuals), its applicability domain (``domain.npz``) and the
+density source it was trained on (manifest ``density_source``); see ``ecdflow.uncertainty``
+and docs/registry.md.
 """
 
 from __future__ import annotations
@@ -41,8 +46,15 @@ from ecdflow.gate import (
     tag_float,
 )
 from ecdflow.log import get_logger
-from ecdflow.schema import BASELINE_MODEL, GRID_PARAM, TARGET_ALIASES, TargetName
+from ecdflow.schema import (
+    BASELINE_MODEL,
+    DENSITY_PROCRYSTAL,
+    GRID_PARAM,
+    TARGET_ALIASES,
+    TargetName,
+)
 from ecdflow.tracking import TAG_BASELINE, TAG_CV
+from ecdflow.uncertainty import pct, score_for
 
 log = get_logger(__name__)
 
@@ -105,6 +117,57 @@ def _grid(run, settings: Settings) -> int:
     """The density grid a training run used: its ``grid`` param, else the settings."""
     val = run.data.params.get(GRID_PARAM)
     return int(float(val)) if val is not None else settings.density.grid
+
+
+def _density_source(run, settings: Settings, grid: int) -> dict:
+    """Density provenance of a training run: its ``density_source`` param (procrystal when
+    absent: runs logged before the param held procrystal densities) with the settings'
+    smearing."""
+    from ecdflow.records import density_source
+
+    kind = run.data.params.get("density_source") or DENSITY_PROCRYSTAL
+    return density_source(kind, grid, settings.density.smearing_A)
+
+
+def calibrate(settings: Settings, pipeline_run_id: str, model: str, target: str, score: str,
+              member_run_ids: list[str]) -> dict:
+    """Calibration data of a fold ensemble (``ecdflow.uncertainty``).
+
+    Reads the pipeline run's ``predictions.csv`` of ``model``/``target``: the CV test folds
+    of the member runs calibrate the interval (nominal ``registry.interval_coverage``); the
+    coverage table measures it nested over CV folds and on every LOEO test set. The domain is
+    the Magpie features and elements of the CV materials.
+
+    Returns:
+        ``calibration`` (JSON dict), ``domain`` (:class:`ecdflow.uncertainty.Domain`),
+        ``table`` (coverage table) and ``metrics`` (``coverage_90``, ``interval_width_90``
+        (GPa), ``loeo_coverage_90`` ... for 90%).
+
+    Raises:
+        EcdflowError: no CV predictions for the members.
+    """
+    from ecdflow.evaluate import load_predictions
+    from ecdflow.features import featurize
+    from ecdflow.uncertainty import Domain, calibration, coverage_metrics, coverage_table
+
+    cov = settings.registry.interval_coverage
+    preds = load_predictions(settings, pipeline_run_id)
+    preds = preds[(preds.model == model) & (preds.target == target)] if len(preds) else preds
+    cv = preds[(preds.split_kind == "cv") & preds.run_id.isin(member_run_ids)] \
+        if len(preds) else preds
+    if cv.empty:
+        raise EcdflowError(f"no CV test predictions of {model}/{target} in pipeline run "
+                           f"{pipeline_run_id}: cannot calibrate its interval")
+    table = coverage_table(preds[(preds.split_kind != "cv") | preds.run_id.isin(member_run_ids)],
+                           cov, {model: score})
+    mats = cv.drop_duplicates("material_id")
+    x, _ = featurize(list(mats.formula))
+    elements = {e for els in mats.elements.astype(str) for e in els.split()}
+    metrics = coverage_metrics(table)
+    log.info("interval %s/%s: %s", model, target,
+             ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
+    return {"calibration": calibration(cv, cov, score), "domain": Domain(x, elements),
+            "table": table, "metrics": metrics}
 
 
 def export_member(run_id: str, dest: Path) -> Path:
@@ -181,22 +244,38 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     parent = tracking.find_parent_run(settings, pipeline_run_id)
     tags = {**tracking.base_tags(settings, pipeline_run_id), tracking.TAG_ROLE: "register",
             tracking.TAG_TARGET: target, tracking.TAG_MODEL: best}
+    log_target = _log_target(runs[0], settings)
+    grid = _grid(runs[0], settings)
+    uq = calibrate(settings, pipeline_run_id, best, target, score_for(log_target),
+                   [r.info.run_id for r in runs])
     with tempfile.TemporaryDirectory() as tmp:
         members = [export_member(r.info.run_id, Path(tmp)) for r in runs]
         manifest = {"target": target, "model_type": best,
-                    "inputs": list(get_spec(best).inputs), GRID_PARAM: _grid(runs[0], settings),
+                    "inputs": list(get_spec(best).inputs), GRID_PARAM: grid,
                     "smearing_A": settings.density.smearing_A,
-                    "log_target": _log_target(runs[0], settings),
-                    "members": [f"member_{i}" for i in range(len(members))]}
+                    "log_target": log_target,
+                    "density_source": _density_source(runs[0], settings, grid),
+                    "members": [f"member_{i}" for i in range(len(members))],
+                    "calibration": "calibration", "domain": "domain"}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        artifacts = {"manifest": str(Path(tmp) / "manifest.json")}
+        (Path(tmp) / "calibration.json").write_text(json.dumps(uq["calibration"], indent=1))
+        uq["domain"].save(Path(tmp) / "domain.npz")
+        artifacts = {"manifest": str(Path(tmp) / "manifest.json"),
+                     "calibration": str(Path(tmp) / "calibration.json"),
+                     "domain": str(Path(tmp) / "domain.npz")}
         artifacts.update({f"member_{i}": str(p) for i, p in enumerate(members)})
         with tracking.child_run(settings, parent, f"register-{target}", tags):
+            mlflow.log_metrics(uq["metrics"])
+            mlflow.log_text(uq["table"].to_csv(index=False), "coverage.csv")
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=ModulusEnsemble(), artifacts=artifacts,
                 code_paths=[str(Path(__file__).resolve().parent)],
                 pip_requirements=pip_requirements(), signature=signature())
             mv = mlflow.register_model(info.model_uri, name)
+    if parent:
+        client = _client()
+        for k, v in uq["metrics"].items():
+            client.log_metric(parent, f"{k}_{target}", v)
     client = _client()
     vtags = {
         tracking.TAG_MODEL: best, tracking.TAG_TARGET: target,
@@ -208,6 +287,11 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
         TAG_CV.format(metric="mae"): _fmt(row["mae"]),
         TAG_CV_R2: _fmt(row["r2"]), "ecdflow.registered_at": _now(),
     }
+    p = pct(settings.registry.interval_coverage)
+    for key in (f"coverage_{p}", f"interval_width_{p}", f"loeo_coverage_{p}",
+                f"loeo_interval_width_{p}"):
+        if key in uq["metrics"]:
+            vtags[f"ecdflow.{key}"] = _fmt(uq["metrics"][key])
     if not base.empty:
         vtags[TAG_BASELINE.format(metric="rmse")] = _fmt(base.iloc[0]["rmse"])
         vtags[TAG_BASELINE.format(metric="mae")] = _fmt(base.iloc[0]["mae"])

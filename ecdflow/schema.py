@@ -61,3 +61,12 @@ class RunKey:
     def name(self) -> str:
         """MLflow run name and log label, e.g. ``cnn3d-K_VRH-cv-0-r1``."""
         return f"{self.model}-{self.target}-{self.split}-r{self.repeat}"
+
+
+DENSITY_PROCRYSTAL = "procrystal"
+"""Density source: neutral free-atom valence procrystal (``ecdflow.density``; Slater
+orbitals with Slater's screening rules, Gaussian smearing ``density.smearing_A``)."""
+DENSITY_CHGCAR = "chgcar"
+"""Density source: a VASP CHGCAR (self-consistent DFT density, ``ecdflow.chgcar``)."""
+DENSITY_NONE = "none"
+"""No density (composition-only records)."""

@@ -14,11 +14,19 @@ runs every fold model of the ensemble and returns a DataFrame:
 - ``formula``: reduced formula ("" when unparseable)
 - ``prediction``: mean over fold models, GPa; ``None`` (JSON ``null``) when refused
 - ``uncertainty``: standard deviation over fold models, GPa (0 for a one-member ensemble;
-  ``None`` when refused)
+  ``None`` when refused); the spread of fold models, *not* an interval
+- ``lower``, ``upper``: the prediction interval, GPa, at the nominal ``coverage`` (0-1, e.g.
+  0.9): split-conformal on the fold models' CV test-fold residuals (``ecdflow.uncertainty``)
+- ``out_of_domain``: True when an element was never seen in training, the input is far from
+  the training set in Magpie space, or its density source differs from the training density
+  (only with ``allow_density_source_mismatch``); ``ood_reason`` says which ("" when in domain)
 - ``error``: empty, or one line ``<source>: <reason>`` saying why the row was refused
 
-One bad row never breaks the others. The ensemble (not a refit on all data) is registered so
-the fold spread gives an uncertainty; see docs/registry.md.
+The interval/domain columns are ``None`` (JSON ``null``) when a row is refused or the version
+was registered without calibration. Density models refuse an input whose density source
+(CHGCAR vs procrystal) differs from their training density, unless the param
+``allow_density_source_mismatch`` is true (then flagged ``out_of_domain``); docs/inputs.md.
+One bad row never breaks the others; see docs/registry.md.
 """
 
 from __future__ import annotations
@@ -203,14 +211,117 @@ class ModulusEnsemble(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context) -> None:
-        """Read the manifest and load every fold model."""
+        """Read the manifest and load every fold model, the interval calibration and the
+        domain (both absent in versions registered before them: columns then null)."""
         self.manifest = json.loads(Path(context.artifacts["manifest"]).read_text())
         self.members = [load_member(context.artifacts[k]) for k in self.manifest["members"]]
+        self.calibration, self.domain = load_uncertainty(self.manifest, context.artifacts)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None
                 ) -> pd.DataFrame:
-        """Predict the modulus (GPa) with an uncertainty, one row per input row."""
-        return predict_frame(self.members, self.manifest, model_input)
+        """Predict the modulus (GPa) with an interval, one row per input row; ``params``:
+        ``allow_density_source_mismatch`` (bool, default False)."""
+        return predict_frame(self.members, self.manifest, model_input, params=params,
+                             calibration=getattr(self, "calibration", None),
+                             domain=getattr(self, "domain", None))
+
+
+def load_uncertainty(manifest: dict, artifacts: dict) -> tuple[dict | None, Any]:
+    """(calibration dict, ``ecdflow.uncertainty.Domain``) of a registered version, each None
+    when the version has none."""
+    from ecdflow.uncertainty import Domain
+
+    cal = manifest.get("calibration")
+    dom = manifest.get("domain")
+    calibration = (json.loads(Path(artifacts[cal]).read_text())
+                   if cal and cal in artifacts else None)
+    domain = Domain.load(artifacts[dom]) if dom and dom in artifacts else None
+    return calibration, domain
+
+
+def density_mismatch(parsed: list[Parsed], manifest: dict, where: list[str], allow: bool
+                     ) -> tuple[list[Parsed], list[str]]:
+    """Apply the density-source rule (docs/inputs.md) to the parsed rows of a density model.
+
+    A row's density source is ``chgcar`` when it came with a CHGCAR density, else
+    ``procrystal`` (built from the structure). When it differs from the model's training
+    source (manifest ``density_source.kind``; ``procrystal`` for versions registered before
+    the field), the row is refused with one line, or, with ``allow``, predicted and flagged.
+
+    Returns:
+        (parsed rows, refused ones with ``error`` set; a flag per row, "" when none).
+    """
+    from dataclasses import replace
+
+    from ecdflow.schema import DENSITY_CHGCAR, DENSITY_PROCRYSTAL, INPUT_ECD
+
+    flags = [""] * len(parsed)
+    if INPUT_ECD not in manifest["inputs"]:
+        return parsed, flags
+    trained = (manifest.get("density_source") or {}).get("kind") or DENSITY_PROCRYSTAL
+    out = list(parsed)
+    for i, p in enumerate(parsed):
+        given = DENSITY_CHGCAR if p.ecd is not None else DENSITY_PROCRYSTAL
+        if p.error or given == trained:
+            continue
+        msg = f"density source {given} differs from the model's training density ({trained})"
+        if allow:
+            flags[i] = msg
+        else:
+            out[i] = replace(p, error=f"{where[i]}: {msg}; refused (set "
+                                      "allow_density_source_mismatch to predict, flagged)")
+    return out, flags
+
+
+def uncertainty_columns(pred: list, calibration: dict | None, domain, magpie: np.ndarray | None,
+                        compositions: list, flags: list[str]) -> dict[str, pd.Series]:
+    """The interval and domain columns of the output frame (None where a row has no
+    prediction or the version has no calibration/domain).
+
+    Args:
+        pred: predictions (GPa) or None, one per row.
+        calibration: ``calibration.json`` of the version (coverage, score, q).
+        domain: its ``ecdflow.uncertainty.Domain``.
+        magpie: (n_predicted, 132) Magpie rows of the predicted rows, in order, or None
+            (then featurised here).
+        compositions: pymatgen compositions, one per row.
+        flags: extra out-of-domain reasons per row (e.g. a density-source mismatch).
+
+    Returns:
+        lower, upper (GPa), coverage (nominal, 0-1), out_of_domain (bool), ood_reason.
+    """
+    from ecdflow.uncertainty import interval
+
+    n = len(pred)
+    lower: list = [None] * n
+    upper: list = [None] * n
+    cov: list = [None] * n
+    ood: list = [None] * n
+    why: list = [""] * n
+    idx = [i for i, v in enumerate(pred) if v is not None]
+    if idx and calibration is not None:
+        lo, hi = interval(np.array([pred[i] for i in idx]), float(calibration["q"]),
+                          calibration.get("score", "abs"))
+        for k, i in enumerate(idx):
+            if np.isfinite(lo[k]) and np.isfinite(hi[k]):
+                lower[i], upper[i] = float(lo[k]), float(hi[k])
+            cov[i] = float(calibration["coverage"])
+    reasons = [""] * len(idx)
+    if idx and domain is not None:
+        if magpie is None:
+            from ecdflow.features import featurize
+
+            magpie, _ = featurize([compositions[i].element_composition.formula for i in idx])
+        reasons = domain.check(magpie, [[el.symbol for el in compositions[i].elements]
+                                        for i in idx])
+    for k, i in enumerate(idx):
+        text = "; ".join(t for t in (reasons[k], flags[i]) if t)
+        if domain is not None or flags[i]:
+            ood[i], why[i] = bool(text), text
+    obj = {"dtype": object}
+    return {"lower": pd.Series(lower, **obj), "upper": pd.Series(upper, **obj),
+            "coverage": pd.Series(cov, **obj), "out_of_domain": pd.Series(ood, **obj),
+            "ood_reason": why}
 
 
 def load_member(path: str):
@@ -246,9 +357,14 @@ def _column(model_input: pd.DataFrame, name: str) -> list:
     return [v if isinstance(v, str) and v.strip() else None for v in model_input[name]]
 
 
-def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame) -> pd.DataFrame:
+def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame,
+                  params: dict | None = None, calibration: dict | None = None,
+                  domain=None) -> pd.DataFrame:
     """Run the ensemble on a user DataFrame (``input``, optional ``format``, ``source``); see
-    the module doc. Missing predictions are ``None`` (JSON ``null``), never NaN."""
+    the module doc. Missing predictions are ``None`` (JSON ``null``), never NaN.
+
+    ``params``: ``allow_density_source_mismatch`` (see :func:`density_mismatch`);
+    ``calibration``/``domain``: see :func:`uncertainty_columns`."""
     if isinstance(model_input, dict):
         model_input = pd.DataFrame(model_input)
     if "input" not in model_input.columns:
@@ -260,6 +376,8 @@ def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame) -> p
     grid = int(manifest["grid"])
     parsed = [parse_input(t, f, grid, "ecd" in inputs, w)
               for t, f, w in zip(model_input["input"], fmts, where, strict=True)]
+    parsed, flags = density_mismatch(
+        parsed, manifest, where, bool((params or {}).get("allow_density_source_mismatch")))
     x, errors = build_inputs(parsed, inputs, grid, float(manifest.get("smearing_A", 0.1)), where)
     good = [i for i, e in enumerate(errors) if not e]
     pred: list[float | None] = [None] * len(errors)
@@ -277,19 +395,25 @@ def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame) -> p
                 errors[i] = f"{where[i]}: the model returned a non-finite value"
     formulas = [p.composition.reduced_formula if p.composition is not None else ""
                 for p in parsed]
+    uq = uncertainty_columns(pred, calibration, domain, x.get("magpie") if all(
+        pred[i] is not None for i in good) else None, [p.composition for p in parsed], flags)
     return pd.DataFrame({"formula": formulas, "prediction": pd.Series(pred, dtype=object),
-                         "uncertainty": pd.Series(unc, dtype=object), "error": errors})
+                         "uncertainty": pd.Series(unc, dtype=object), **uq, "error": errors})
 
 
 def signature():
     """The pyfunc's MLflow signature (input text + optional format hint and source name ->
     prediction, GPa)."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     return ModelSignature(
         inputs=Schema([ColSpec("string", "input"), ColSpec("string", "format", required=False),
                        ColSpec("string", "source", required=False)]),
         outputs=Schema([ColSpec("string", "formula"), ColSpec("double", "prediction"),
-                        ColSpec("double", "uncertainty"), ColSpec("string", "error")]),
+                        ColSpec("double", "uncertainty"), ColSpec("double", "lower"),
+                        ColSpec("double", "upper"), ColSpec("double", "coverage"),
+                        ColSpec("boolean", "out_of_domain"), ColSpec("string", "ood_reason"),
+                        ColSpec("string", "error")]),
+        params=ParamSchema([ParamSpec("allow_density_source_mismatch", "boolean", False)]),
     )

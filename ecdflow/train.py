@@ -113,7 +113,7 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
 
     import mlflow
 
-    from ecdflow.records import read_index, read_manifest
+    from ecdflow.records import density_kind, read_index, read_manifest
 
     spec = _check_key(key)
     model, target, split, repeat = key.model, key.target, key.split, key.repeat
@@ -159,7 +159,8 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
     data = RunData(rdir, grid, dh, fit_ids, val_ids, test_ids)
     name = key.name
     with tr.child_run(settings, parent_run_id, name, tags) as run:
-        mlflow.log_params({GRID_PARAM: grid, "n_train": len(fit_ids), "n_val": len(val_ids),
+        mlflow.log_params({GRID_PARAM: grid, "density_source": density_kind(manifest),
+                           "n_train": len(fit_ids), "n_val": len(val_ids),
                            "n_test": len(test_ids), "seed": seed, "splits_digest":
                            splits_digest(splits), **{f"training.{k}": v for k, v in
                                                      tl.model_dump().items()},

@@ -16,10 +16,14 @@ from ecdflow.cli.common import settings
               help="pyfunc URI (default: models:/<registered name>@champion).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
+@click.option("--allow-density-source-mismatch", is_flag=True,
+              help="Predict (flagged out_of_domain) instead of refusing inputs whose density "
+                   "source (CHGCAR vs procrystal) differs from the model's training density.")
 @click.pass_context
 def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: str | None,
-            fmt: str) -> None:
-    """Predict K_VRH or G_VRH (GPa, ± the fold-ensemble spread) for CIF, POSCAR/CONTCAR,
+            fmt: str, allow_density_source_mismatch: bool) -> None:
+    """Predict K_VRH or G_VRH (GPa) with a calibrated interval (lower_gpa..upper_gpa at the
+    nominal coverage, split-conformal) and an out-of-domain flag for CIF, POSCAR/CONTCAR,
     pymatgen JSON or CHGCAR files, or tables with a formula column (one prediction per row).
     Files may be gzip/bzip2/xz-compressed; the content decides the kind (docs/inputs.md).
 
@@ -29,7 +33,8 @@ def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: 
     """
     from ecdflow.predict import predict_files
 
-    df = predict_files(settings(ctx), list(files), target, model_uri)
+    df = predict_files(settings(ctx), list(files), target, model_uri,
+                       allow_density_source_mismatch=allow_density_source_mismatch)
     if fmt == "json":
         click.echo(json.dumps(df.to_dict(orient="records"), indent=1, allow_nan=False))
     elif fmt == "csv":
@@ -37,7 +42,8 @@ def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: 
     else:
         click.echo(df.to_string(index=False, na_rep="-",
                                 formatters={c: _fmt for c in ("prediction_gpa",
-                                                              "uncertainty_gpa")}))
+                                                              "uncertainty_gpa", "lower_gpa",
+                                                              "upper_gpa", "coverage")}))
     failed = [e for e in df["error"] if e]
     for e in failed:
         click.echo(f"error: {e}", err=True)

@@ -49,6 +49,19 @@ def test_evaluate_report_tables_and_parent_artifacts(run):
     names = {a.path for a in client.list_artifacts(parent, "evaluation")}
     assert "evaluation/report.md" in names and "evaluation/tsne_ecd.png" in names
     assert "cv_K_VRH_rf_magpie_rmse_gpa" in client.get_run(parent).data.metrics
+    # the interval's measured coverage: a report section, coverage.csv, parent metrics
+    import pandas as pd
+
+    cov = pd.read_csv(Path(out["out_dir"]) / "coverage.csv")
+    assert set(cov.test_set) == {"cv", "loeo", "loeo-Cl"} and (cov.nominal == 0.9).all()
+    assert set(cov.model) == {"rf_magpie", "cnn_magpie"}
+    assert (cov[cov.test_set == "cv"].n == 48).all()
+    assert "Prediction intervals: coverage at nominal 90%" in md
+    row = cov[(cov.model == "rf_magpie") & (cov.test_set == "cv")].iloc[0]
+    assert f"{row.coverage:.2f} / {row.width_gpa:.3g}" in md
+    pm = client.get_run(parent).data.metrics
+    assert pm["cv_K_VRH_rf_magpie_coverage_90"] == pytest.approx(row.coverage)
+    assert "cv_K_VRH_rf_magpie_loeo_coverage_90_Cl" in pm
     import numpy as np
 
     assert max_pool(np.ones((60, 60, 60))).shape == (1000,)

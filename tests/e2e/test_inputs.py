@@ -69,7 +69,8 @@ def models(tmp_path_factory):
     for name, member, inputs in (("magpie", lr, ["magpie"]), ("ecd", StdDensity(), ["ecd"])):
         joblib.dump(member, tmp / f"{name}.joblib")
         manifest = {"target": "K_VRH", "model_type": name, "inputs": inputs, "grid": GRID,
-                    "smearing_A": 0.1, "log_target": False, "members": ["member_0"]}
+                    "smearing_A": 0.1, "log_target": False, "members": ["member_0"],
+                    "density_source": {"kind": "procrystal", "grid": GRID, "smearing_A": 0.1}}
         (tmp / f"{name}.json").write_text(json.dumps(manifest))
         path = tmp / f"pyfunc-{name}"
         mlflow.pyfunc.save_model(str(path), python_model=ModulusEnsemble(),
@@ -233,6 +234,16 @@ def test_input_file(case, entry, request, tmp_path, capsys):
         frame = pd.DataFrame({"input": [path.read_bytes()], "source": [case["file"]],
                               "format": [hint_of(case["file"])]})
         df = model.predict(frame)
+        if entry == "pyfunc_ecd" and kind == "chgcar" and not refused:
+            # a CHGCAR to a procrystal-trained density model: refused by default, predicted
+            # and flagged out of domain with allow_density_source_mismatch (docs/inputs.md)
+            assert df["prediction"][0] is None
+            assert df["error"][0] == (f"{case['file']}: density source chgcar differs from the "
+                                      "model's training density (procrystal); refused (set "
+                                      "allow_density_source_mismatch to predict, flagged)")
+            df = model.predict(frame, params={"allow_density_source_mismatch": True})
+            assert df["out_of_domain"][0] is True
+            assert "density source chgcar differs" in df["ood_reason"][0]
         err, pred = df["error"][0], df["prediction"][0]
         if refused or kind == "table":
             want = {"refused": refused or "a table, not a single structure"}
@@ -254,6 +265,7 @@ def test_input_file(case, entry, request, tmp_path, capsys):
             t = case["table"]
             assert man["counts"]["written"] == t["written"] and man["has_density"] is False
             assert man["ecd_source"] == "none" and man["grid"] == 0
+            assert man["density_source"] == {"kind": "none", "grid": 0}
             assert set(recs) == set(t["k"])
             assert set(dead) == set(t["quarantined"])
             for mid, why in t["quarantined"].items():
@@ -261,6 +273,9 @@ def test_input_file(case, entry, request, tmp_path, capsys):
             assert recs["t-1"]["K_VRH"] == pytest.approx(24.9, rel=1e-6)  # decimal comma too
             return
         (mid, rec), (_, reason) = next(iter(recs.items())), next(iter(dead.items()))
+        src = man["density_source"]  # the --chgcar-dir run: provenance says so
+        assert (src["kind"], src["grid"], man["ecd_source"]) == ("chgcar", GRID, "chgcar")
+        assert "CHGCAR" in src["model"] and "smearing_A" not in src
         want = case.get("chgcar_dir") or {"refused": refused}
         if want == "ok":
             assert reason is None and rec is not None, reason

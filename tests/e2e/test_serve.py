@@ -88,6 +88,10 @@ def test_serve_champion_rest(tmp_path):
         assert rows[0]["uncertainty"] >= 0 and rows[0]["error"] == ""
         assert rows[1]["error"].startswith("row 1: not a recognised input")
         assert rows[1]["prediction"] is None and rows[1]["uncertainty"] is None
+        # the calibrated interval and the domain flag; null where there is no prediction
+        assert rows[0]["lower"] < rows[0]["prediction"] < rows[0]["upper"]
+        assert rows[0]["coverage"] == 0.9 and isinstance(rows[0]["out_of_domain"], bool)
+        assert all(rows[1][k] is None for k in ("lower", "upper", "coverage", "out_of_domain"))
         assert rows[2]["prediction"] == pytest.approx(rows[0]["prediction"])
         code, body = _post(f"http://127.0.0.1:{port}/invocations",
                            {"dataframe_records": [{"text": "no input column"}]})
