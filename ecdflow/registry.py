@@ -187,6 +187,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
                     "inputs": list(get_spec(best).inputs), GRID_PARAM: _grid(runs[0], settings),
                     "smearing_A": settings.density.smearing_A,
                     "log_target": _log_target(runs[0], settings),
+                    "tta": runs[0].data.params.get("training.tta", settings.training.tta),
                     "members": [f"member_{i}" for i in range(len(members))]}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))
         artifacts = {"manifest": str(Path(tmp) / "manifest.json")}
