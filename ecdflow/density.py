@@ -149,10 +149,25 @@ def _m3m_operations() -> np.ndarray:
     return np.array(ops)
 
 
+def _is_primitive(structure, tol: float = 1e-4) -> bool:
+    """Whether no translation between two atoms of the same species (other than a lattice
+    vector of the cell) maps the whole structure onto itself."""
+    u = np.mod(structure.frac_coords, 1.0)
+    z = np.array([site.specie.Z for site in structure])
+    for j in np.flatnonzero(z == z[0])[1:]:
+        moved = np.mod(u + (u[j] - u[0]), 1.0)
+        d = np.abs(moved[:, None, :] - u[None, :, :])
+        same = np.all(np.minimum(d, 1.0 - d) < tol, axis=2) & (z[:, None] == z[None, :])
+        if same.any(axis=1).all():
+            return False
+    return True
+
+
 def _standard_fast(structure, tol: float = 1e-4):
     """The same cube as ``_standard`` without spglib, for the common input: the cube-aligned
     primitive fcc cell (a/2 [[0,1,1],[1,0,1],[1,1,0]], rows in any order) with an atom at the
     origin, which is how the committed table stores every material. Returns None unless the
+    cell is primitive (a 2x2x2 supercell of that cell has the same shape) and the
     expanded cube is verified invariant under all 48 m-3m operations about the origin (so the
     structure is Fm-3m with an m-3m site at the origin); the caller then uses spglib.
     Returns ``(P, p, a, species, frac)`` with the origin at the input's m-3m site; the
@@ -164,6 +179,8 @@ def _standard_fast(structure, tol: float = 1e-4):
     if not any(np.allclose(unit, _FCC_PRIMITIVE[list(p)], atol=tol)
                for p in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))):
         return None
+    if not _is_primitive(structure, tol):
+        return None  # a supercell of the fcc cell would pass as a cube of twice the edge
     u0 = np.mod(structure.cart_coords / a, 1.0)
     # snap float noise off special positions (multiples of 1/8: 4a, 4b, 8c, ...), as spglib's
     # symmetrised positions are exact: exact phases keep the density bitwise reproducible.

@@ -121,3 +121,16 @@ def test_fast_cube_path_declines_other_cells(nacl_conv, nacl_prim):
     broken = nacl_prim.copy()
     broken.translate_sites([1], [0.02, 0.0, 0.0], frac_coords=True)
     assert D._standard_fast(broken) is None
+
+
+@pytest.mark.parametrize("scale", [2, (2, 1, 1), 3])
+def test_supercell_gives_the_cube_of_the_crystal_not_of_the_supercell(nacl_prim, nacl_conv,
+                                                                       scale):
+    """A 2x2x2 supercell of the primitive cell has the primitive cell's shape at twice the
+    size: it must still give the crystal's own cube (a = 5.64 Å), not a tiled 11.28 Å one."""
+    ref = procrystal_density(nacl_prim, 16)
+    for s in (nacl_prim, nacl_conv):
+        big = s.copy()
+        big.make_supercell(scale)
+        assert conventional_cell(big).lattice.a == pytest.approx(5.64, rel=1e-6)
+        np.testing.assert_allclose(procrystal_density(big, 16), ref, atol=1e-5 * ref.max())
