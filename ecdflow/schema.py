@@ -8,7 +8,7 @@ floor, next to ``ecdflow.errors``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 TargetName = Literal["K_VRH", "G_VRH"]
 TARGETS: tuple[str, ...] = ("K_VRH", "G_VRH")
@@ -62,9 +62,10 @@ class RunKey:
         """MLflow run name and log label, e.g. ``cnn3d-K_VRH-cv-0-r1``."""
         return f"{self.model}-{self.target}-{self.split}-r{self.repeat}"
 
+
 SymmetryMode = Literal["none", "point48", "origin", "normalizer"]
 """Operation sets on the ECD cube (``ecdflow.symmetry``) for training augmentation and
 test-time averaging: ``none``; ``point48`` the 48 m-3m point operations about the origin;
 ``origin`` identity and the half-cube shift between the two m-3m sites (4a <-> 4b);
 ``normalizer`` both (96 operations)."""
-SYMMETRY_MODES: tuple[str, ...] = ("none", "point48", "origin", "normalizer")
+SYMMETRY_MODES: tuple[str, ...] = get_args(SymmetryMode)
