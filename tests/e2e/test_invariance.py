@@ -12,12 +12,14 @@ cell with the origin on the other m-3m site and of a cell with an arbitrary orig
 
 Models: a tiny cnn3d TRAINED here (16^3, 40 materials, 12 epochs, seed 0) and a 2D-CNN-SE
 with fixed (seeded, untrained) weights. Tolerances: structure inputs give the same density
-to float rounding, so ``TOL_STRUCTURE`` = 1e-3 GPa + 1e-5 relative; a CHGCAR is resampled
-(cubic B-spline) from its own 24^3 grid, so ``TOL_CHGCAR`` = 2% of the prediction where the
-file's grid points map onto the cube's (the m-3m shift) and 5% for an arbitrary origin
-(interpolation). Each test also checks the model IS sensitive to the frame (feeding the
-shifted density directly moves the prediction by far more than the tolerance), so the
-equalities cannot pass by a constant model.
+to float rounding, so ``TOL_STRUCTURE`` = 1e-3 GPa + 1e-5 relative (measured: at most 6e-5
+GPa); the CHGCAR of the primitive cell and the one with the origin on the other m-3m site
+(the shift is 12 of its 24 grid points) must agree to ``TOL_STRUCTURE`` too; a CHGCAR is
+resampled (cubic B-spline) from its own 24^3 grid, so against the structure's prediction
+``TOL_CHGCAR_GRID`` = 3% (measured: at most 1.5%, Li2O) and for an arbitrary origin
+``TOL_CHGCAR_ANY`` = 5% (measured: at most 1.3%). The structure tests also check the model IS
+sensitive to the frame (feeding the shifted density directly moves the prediction by far
+more than the tolerance), so the equalities cannot pass by a constant model.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 GRID = 16
 TOL_STRUCTURE = (1e-3, 1e-5)  # (GPa, relative)
-TOL_CHGCAR_GRID = 0.02
+TOL_CHGCAR_GRID = 0.03
 TOL_CHGCAR_ANY = 0.05
 
 PROTOTYPES = {
@@ -195,8 +197,9 @@ def test_chgcar_with_shifted_origin_gives_the_structure_prediction(served, name,
                                                "CHGCAR_c")}
     pred = _serve(members, manifest, texts)
     ref = pred["structure"]
-    assert pred["chgcar_other_m3m_site"] == pytest.approx(pred["chgcar_primitive"],
-                                                          rel=TOL_CHGCAR_GRID)
+    same = pred["chgcar_primitive"]
+    assert abs(pred["chgcar_other_m3m_site"] - same) <= (TOL_STRUCTURE[0]
+                                                         + TOL_STRUCTURE[1] * abs(same))
     assert pred["chgcar_primitive"] == pytest.approx(ref, rel=TOL_CHGCAR_GRID)
     assert pred["chgcar_any_origin"] == pytest.approx(ref, rel=TOL_CHGCAR_ANY)
 
