@@ -17,12 +17,27 @@ from ecdflow.schema import INPUT_ECD, INPUT_MAGPIE
 
 
 def keras_dataset(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
-                  batch_size: int, shuffle_seed: int | None, log_target: bool) -> Any:
-    """``(features, label)`` batches with only the model's ``inputs`` as features."""
+                  batch_size: int, shuffle_seed: int | None, log_target: bool,
+                  augment: str = "none") -> Any:
+    """``(features, label)`` batches with only the model's ``inputs`` as features.
 
-    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=batch_size,
+    ``augment`` (a ``SymmetryMode``, ``training.augment_symmetry``): each ECD example goes
+    through one random operation of that set (``ecdflow.symmetry.augment_dataset``, seeded
+    by ``shuffle_seed``, new draws each epoch); ignored for models without an ECD input.
+    """
+    from ecdflow.symmetry import augment_dataset, operations
+
+    if augment == "none" or INPUT_ECD not in inputs:
+        ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids,
+                          batch_size=batch_size, shuffle_seed=shuffle_seed, cache=True,
+                          log_target=log_target)
+        return ds.map(lambda f, y: ({k: f[k] for k in inputs}, y))
+    operations(augment)  # unknown mode: ValueError before any reading
+    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=0,
                       shuffle_seed=shuffle_seed, cache=True, log_target=log_target)
-    return ds.map(lambda f, y: ({k: f[k] for k in inputs}, y))
+    ds = ds.map(lambda f, y: ({k: f[k] for k in inputs}, y))
+    ds = augment_dataset(ds, augment, 0 if shuffle_seed is None else int(shuffle_seed))
+    return ds.batch(batch_size).prefetch(2)
 
 
 def dataset_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
@@ -81,21 +96,28 @@ def input_stats(records_dir: str, target: str, inputs: tuple[str, ...], ids: lis
     return InputStats(**kw)
 
 
-def predict_dataset(model: Any, ds: Any, inputs: tuple[str, ...]
+def predict_dataset(model: Any, ds: Any, inputs: tuple[str, ...], tta: str = "none"
                     ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Material ids, true and predicted labels (training-target space) over ``ds``."""
+    """Material ids, true and predicted labels (training-target space) over ``ds``;
+    ``tta`` averages each prediction over a ``SymmetryMode`` (``ecdflow.symmetry.tta_predict``,
+    the same function the served model calls)."""
+    from ecdflow.symmetry import tta_predict
+
+    def _call(x: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(model(x, training=False), np.float64).reshape(-1)
+
     mids, yt, yp = [], [], []
     for f, y in ds:
         mids += [m.decode() for m in f["material_id"].numpy()]
         yt.append(y.numpy().reshape(-1))
-        out = model({k: f[k] for k in inputs}, training=False)
-        yp.append(np.asarray(out, np.float64).reshape(-1))
+        yp.append(tta_predict(_call, {k: f[k].numpy() for k in inputs}, tta))
     return mids, np.concatenate(yt), np.concatenate(yp)
 
 
 def predict_test(model: Any, rdir: str, target: str, inputs: tuple[str, ...],
                  test_ids: list[str], tl: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """:func:`predict_dataset` over the test ids (batches of ``training.batch_size``)."""
+    """:func:`predict_dataset` over the test ids (batches of ``training.batch_size``, test-time
+    averaging ``training.tta``)."""
     ds = make_dataset(rdir, target=target, inputs=inputs, ids=test_ids,
                       batch_size=tl.batch_size, cache=False, log_target=tl.log_target)
-    return predict_dataset(model, ds, inputs)
+    return predict_dataset(model, ds, inputs, getattr(tl, "tta", "none"))

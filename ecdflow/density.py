@@ -149,12 +149,29 @@ def _m3m_operations() -> np.ndarray:
     return np.array(ops)
 
 
+def _is_primitive(structure, tol: float = 1e-4) -> bool:
+    """Whether no translation between two atoms of the same species (other than a lattice
+    vector of the cell) maps the whole structure onto itself."""
+    u = np.mod(structure.frac_coords, 1.0)
+    z = np.array([site.specie.Z for site in structure])
+    for j in np.flatnonzero(z == z[0])[1:]:
+        moved = np.mod(u + (u[j] - u[0]), 1.0)
+        d = np.abs(moved[:, None, :] - u[None, :, :])
+        same = np.all(np.minimum(d, 1.0 - d) < tol, axis=2) & (z[:, None] == z[None, :])
+        if same.any(axis=1).all():
+            return False
+    return True
+
+
 def _standard_fast(structure, tol: float = 1e-4):
     """The same cube as ``_standard`` without spglib, for the common input: the cube-aligned
     primitive fcc cell (a/2 [[0,1,1],[1,0,1],[1,1,0]], rows in any order) with an atom at the
     origin, which is how the committed table stores every material. Returns None unless the
+    cell is primitive (a 2x2x2 supercell of that cell has the same shape) and the
     expanded cube is verified invariant under all 48 m-3m operations about the origin (so the
     structure is Fm-3m with an m-3m site at the origin); the caller then uses spglib.
+    Returns ``(P, p, a, species, frac)`` with the origin at the input's m-3m site; the
+    canonical origin is chosen by the caller (:func:`canonical_origin`).
     """
     lat = structure.lattice.matrix
     a = 2.0 * float(np.abs(lat).max())
@@ -162,6 +179,8 @@ def _standard_fast(structure, tol: float = 1e-4):
     if not any(np.allclose(unit, _FCC_PRIMITIVE[list(p)], atol=tol)
                for p in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))):
         return None
+    if not _is_primitive(structure, tol):
+        return None  # a supercell of the fcc cell would pass as a cube of twice the edge
     u0 = np.mod(structure.cart_coords / a, 1.0)
     # snap float noise off special positions (multiples of 1/8: 4a, 4b, 8c, ...), as spglib's
     # symmetrised positions are exact: exact phases keep the density bitwise reproducible.
@@ -177,46 +196,96 @@ def _standard_fast(structure, tol: float = 1e-4):
         if not same.any(axis=1).all():
             return None
     species = [site.specie for site in structure for _ in range(4)]
+    return (lat.T / a), np.zeros(3), a, species, frac
 
-    def z_at(point: np.ndarray) -> int:
-        d = np.abs(frac - point)
-        hit = np.all(np.minimum(d, 1.0 - d) < 1e-3, axis=1)
-        return max((species[i].Z for i in np.flatnonzero(hit)), default=0)
 
-    z0, zc = z_at(np.zeros(3)), z_at(np.full(3, 0.5))
-    if z0 == 0 and zc == 0:
-        return None
-    p = np.zeros(3) if z0 >= zc else np.full(3, 0.5)
-    return (lat.T / a), p, a, species, np.mod(frac + p, 1.0)
+def _site_species(species: list, frac: np.ndarray, point: np.ndarray):
+    """The species at cube fractional ``point`` (None when no atom sits there)."""
+    d = np.abs(frac - point)
+    hit = np.flatnonzero(np.all(np.minimum(d, 1.0 - d) < 1e-3, axis=1))
+    return species[int(hit[0])] if len(hit) else None
+
+
+def _environment(species: list, frac: np.ndarray, a: float, point: np.ndarray) -> tuple:
+    """Sorted ((distance in Å rounded to 1e-3, Z), ...) of every atom of the cube seen from
+    ``point`` (minimum image): a tie-breaker when the two m-3m sites hold the same species."""
+    d = frac - point
+    d = d - np.round(d)
+    r = np.round(np.linalg.norm(d, axis=1) * a, 3)
+    return tuple(sorted(zip(r.tolist(), (int(s.Z) for s in species), strict=True)))
+
+
+def origin_key(specie, env: tuple = ()) -> tuple:
+    """Sort key of a candidate origin (one of the two m-3m sites, 4a/4b): smaller wins.
+
+    Occupied before empty, then lower Pauling electronegativity (the cation-like site;
+    elements without a value sort last), then lower atomic number, then ``env`` (the site
+    with the nearer nearest neighbour: e.g. the centre of an XO6/XCl6 octahedron).
+    """
+    import warnings
+
+    if specie is None:
+        return (1, math.inf, 0, env)
+    with warnings.catch_warnings():  # pymatgen warns for noble gases (no Pauling value)
+        warnings.simplefilter("ignore")
+        x = float(getattr(specie, "X", math.nan))
+    return (0, x if math.isfinite(x) else math.inf, int(specie.Z), env)
+
+
+def canonical_origin(species: list, frac: np.ndarray, a: float) -> bool:
+    """Whether the canonical origin is the cube centre (1/2,1/2,1/2) rather than the origin.
+
+    THE frame rule of every ECD (procrystal, CHGCAR resampling, serving): of the two m-3m
+    sites of a Fm-3m cube with an m-3m site at the origin (4a at 0, 4b at 1/2; the Euclidean
+    normalizer of Fm-3m maps one onto the other by the half-cube translation), the one with
+    the smaller :func:`origin_key` goes to the origin: the occupied one; of two occupied, the
+    **less electronegative** species (the cation of an ionic compound: Na in NaCl, K in KCl,
+    Mg in MgO, Ti in TiC, Mn in Cu2MnAl). Why not mass (the previous rule): mass orders
+    cation and anion differently across a family (Cl > Na but K > Cl), so isostructural
+    compounds reached the CNNs shifted by half a cube; electronegativity orders them by
+    their chemical role. Fluorite-type cubes (one m-3m site empty) keep the occupied site at
+    the origin (Ca in CaF2, O in Li2O, Pt in K2PtCl6). Ties (same species on both sites) go
+    by the atom environment; exact ties mean the shift is a symmetry and the choice is moot.
+
+    Args:
+        species: pymatgen species of each atom of the cube.
+        frac: cube fractional coordinates, shape (atoms, 3).
+        a: cube edge (Å).
+    """
+    centre = np.full(3, 0.5)
+    k0 = origin_key(_site_species(species, frac, np.zeros(3)))
+    k1 = origin_key(_site_species(species, frac, centre))
+    if k0[:3] == k1[:3]:
+        k0 = (*k0[:3], _environment(species, frac, a, np.zeros(3)))
+        k1 = (*k1[:3], _environment(species, frac, a, centre))
+    return k1 < k0
 
 
 def _standard(structure, symprec: float, require_fm3m: bool):
-    """spglib standard cube with a canonical origin: (P, p, a, species, frac).
+    """The standard cube in the canonical frame: (P, p, a, species, frac).
 
-    Fm-3m has two m-3m origins (4a and 4b, half a cube diagonal apart) and spglib picks either
-    depending on the input; we put the heavier atom at the origin so every setting of one
-    crystal gives the same cube.
+    The cube (axes, edge) is spglib's standard setting (or the spglib-free fast path for
+    cube-aligned primitive cells); its origin is then put on the m-3m site chosen by
+    :func:`canonical_origin`, so every setting of one crystal, and isostructural crystals
+    alike, give the same picture.
     """
     fast = _standard_fast(structure)
     if fast is not None:
-        return fast
-    ds = _fm3m_dataset(structure, symprec, require_fm3m)
-    a = float(np.cbrt(abs(np.linalg.det(np.asarray(ds.std_lattice, dtype=float)))))
-    frac = np.mod(np.asarray(ds.std_positions, dtype=float), 1.0)
-    # species via the shared primitive-atom index (spglib's std_types are type ids, not Z)
-    prim = {int(j): site.specie for j, site in zip(ds.mapping_to_primitive, structure, strict=True)}
-    species = [prim[int(j)] for j in ds.std_mapping_to_primitive]
-    p = np.asarray(ds.origin_shift, dtype=float)
-
-    def z_at(point: np.ndarray) -> int:
-        d = np.abs(frac - point)
-        hit = np.all(np.minimum(d, 1.0 - d) < 1e-3, axis=1)
-        return max((species[i].Z for i in np.flatnonzero(hit)), default=0)
-
-    if z_at(np.full(3, 0.5)) > z_at(np.zeros(3)):
+        P, p, a, species, frac = fast
+    else:
+        ds = _fm3m_dataset(structure, symprec, require_fm3m)
+        a = float(np.cbrt(abs(np.linalg.det(np.asarray(ds.std_lattice, dtype=float)))))
+        frac = np.mod(np.asarray(ds.std_positions, dtype=float), 1.0)
+        # species via the shared primitive-atom index (spglib's std_types are type ids, not Z)
+        prim = {int(j): site.specie
+                for j, site in zip(ds.mapping_to_primitive, structure, strict=True)}
+        species = [prim[int(j)] for j in ds.std_mapping_to_primitive]
+        P = np.asarray(ds.transformation_matrix, dtype=float)
+        p = np.asarray(ds.origin_shift, dtype=float)
+    if canonical_origin(species, frac, a):
         frac = np.mod(frac + 0.5, 1.0)
         p = p + 0.5
-    return np.asarray(ds.transformation_matrix, dtype=float), p, a, species, frac
+    return P, p, a, species, frac
 
 
 def conventional_map(structure, symprec: float = 1e-3, require_fm3m: bool = True):
@@ -233,8 +302,9 @@ def conventional_map(structure, symprec: float = 1e-3, require_fm3m: bool = True
 def conventional_cell(structure, symprec: float = 1e-3, require_fm3m: bool = True):
     """The conventional standard cube (a x a x a, cube-aligned Cartesian axes) of a crystal.
 
-    Uses pymatgen's ``SpacegroupAnalyzer`` (spglib standardisation, positions symmetrised,
-    origin on the 4a/4b site holding the heavier atom). Raises InputError if the structure is
+    Uses pymatgen's ``SpacegroupAnalyzer`` (spglib standardisation, positions symmetrised),
+    origin on the 4a/4b site chosen by :func:`canonical_origin` (the less electronegative
+    species). Raises InputError if the structure is
     not cubic, or not Fm-3m when ``require_fm3m`` (the default).
     """
     from pymatgen.core import Lattice, Structure

@@ -255,6 +255,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
                     "smearing_A": settings.density.smearing_A,
                     "log_target": log_target,
                     "density_source": _density_source(runs[0], settings, grid),
+                    "tta": runs[0].data.params.get("training.tta", settings.training.tta),
                     "members": [f"member_{i}" for i in range(len(members))],
                     "calibration": "calibration", "domain": "domain"}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))

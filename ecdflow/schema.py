@@ -8,7 +8,7 @@ floor, next to ``ecdflow.errors``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 TargetName = Literal["K_VRH", "G_VRH"]
 TARGETS: tuple[str, ...] = ("K_VRH", "G_VRH")
@@ -70,3 +70,9 @@ DENSITY_CHGCAR = "chgcar"
 """Density source: a VASP CHGCAR (self-consistent DFT density, ``ecdflow.chgcar``)."""
 DENSITY_NONE = "none"
 """No density (composition-only records)."""
+SymmetryMode = Literal["none", "point48", "origin", "normalizer"]
+"""Operation sets on the ECD cube (``ecdflow.symmetry``) for training augmentation and
+test-time averaging: ``none``; ``point48`` the 48 m-3m point operations about the origin;
+``origin`` identity and the half-cube shift between the two m-3m sites (4a <-> 4b);
+``normalizer`` both (96 operations)."""
+SYMMETRY_MODES: tuple[str, ...] = get_args(SymmetryMode)

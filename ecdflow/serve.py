@@ -206,6 +206,7 @@ class ModulusEnsemble(mlflow.pyfunc.PythonModel):
     """Fold-model ensemble predicting one modulus (GPa) from structures or CHGCARs.
 
     Artifacts: ``manifest`` (JSON: target, model_type, inputs, grid, smearing_A, log_target,
+    tta (test-time averaging set, ``ecdflow.symmetry``; absent: none),
     members) and one artifact per member (``member_<i>``: a ``.keras`` file or a joblib file
     of a scikit-learn estimator on the (n, 132) Magpie matrix).
     """
@@ -383,7 +384,11 @@ def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame,
     pred: list[float | None] = [None] * len(errors)
     unc: list[float | None] = [None] * len(errors)
     if good:
-        ys = np.stack([member_predict(m, x) for m in members])  # (members, n_good)
+        from ecdflow.symmetry import tta_predict  # averaged over the manifest's "tta" set
+
+        tta = manifest.get("tta", "none") if "ecd" in inputs else "none"
+        ys = np.stack([tta_predict(lambda f, m=m: member_predict(m, f), x, tta)
+                       for m in members])  # (members, n_good)
         if manifest.get("log_target"):
             ys = np.power(10.0, ys)
         mean = ys.mean(axis=0)

@@ -218,7 +218,7 @@ def _fit_keras_run(settings: Settings, spec: ModelSpec, cfg: Any, key: RunKey, d
         return m
 
     train_ds = keras_dataset(rdir, target, spec.inputs, fit_ids, tl.batch_size,
-                             settings.seed + repeat, tl.log_target)
+                             settings.seed + repeat, tl.log_target, tl.augment_symmetry)
     val_ds = keras_dataset(rdir, target, spec.inputs, val_ids, tl.batch_size, None,
                            tl.log_target)
     ckpt = checkpoint_dir(settings, key, data.data_hash, cfg.model_dump())

@@ -53,14 +53,29 @@ def test_primitive_and_conventional_nacl_give_same_cube(nacl_prim, nacl_conv, gr
     assert electron_count(a, 5.64**3) == pytest.approx(32.0, rel=1e-3)
 
 
-def test_heavier_atom_sits_at_origin_whatever_the_input_setting(nacl_conv):
-    swapped = nacl_conv.copy()
-    swapped.translate_sites(range(len(swapped)), [0.5, 0.0, 0.0])
-    conv = conventional_cell(swapped)
-    at_origin = [x.specie.symbol for x in conv if np.allclose(x.frac_coords % 1.0, 0.0)]
-    assert at_origin == ["Cl"]
-    np.testing.assert_allclose(procrystal_density(swapped, 16), procrystal_density(nacl_conv, 16),
-                               atol=1e-5)
+@pytest.mark.parametrize("cation,anion,a", [("Na", "Cl", 5.64), ("K", "Cl", 6.29),
+                                            ("Li", "F", 4.03), ("Mg", "O", 4.21),
+                                            ("Cs", "I", 7.66), ("Ti", "C", 4.33),
+                                            ("Sn", "Te", 6.32)])
+@pytest.mark.parametrize("shift", [(0.0, 0.0, 0.0), (0.5, 0.0, 0.0), (0.5, 0.5, 0.5)])
+def test_less_electronegative_atom_sits_at_origin_whatever_the_setting(cation, anion, a, shift):
+    """Rocksalt compounds all reach the model with the cation at the origin (not the heavier
+    atom: K > Cl but Na < Cl), from either m-3m origin and either cell."""
+    from pymatgen.core import Lattice, Structure
+
+    from ecdflow.data.generate import primitive_standard
+
+    fcc = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+    ref = Structure(Lattice.cubic(a), [cation] * 4 + [anion] * 4,
+                    fcc + [[(x + 0.5) % 1, y, z] for x, y, z in fcc])
+    moved = ref.copy()
+    moved.translate_sites(range(len(moved)), list(shift))
+    for s in (moved, primitive_standard(moved)):
+        conv = conventional_cell(s)
+        at_origin = [x.specie.symbol for x in conv if np.allclose(x.frac_coords % 1.0, 0.0)]
+        assert at_origin == [cation]
+        np.testing.assert_allclose(procrystal_density(s, 16), procrystal_density(ref, 16),
+                                   atol=1e-5)
 
 
 def test_elpasolite_primitive_integrates_to_conventional_valence(elpasolite_prim):
@@ -106,3 +121,16 @@ def test_fast_cube_path_declines_other_cells(nacl_conv, nacl_prim):
     broken = nacl_prim.copy()
     broken.translate_sites([1], [0.02, 0.0, 0.0], frac_coords=True)
     assert D._standard_fast(broken) is None
+
+
+@pytest.mark.parametrize("scale", [2, (2, 1, 1), 3])
+def test_supercell_gives_the_cube_of_the_crystal_not_of_the_supercell(nacl_prim, nacl_conv,
+                                                                       scale):
+    """A 2x2x2 supercell of the primitive cell has the primitive cell's shape at twice the
+    size: it must still give the crystal's own cube (a = 5.64 Å), not a tiled 11.28 Å one."""
+    ref = procrystal_density(nacl_prim, 16)
+    for s in (nacl_prim, nacl_conv):
+        big = s.copy()
+        big.make_supercell(scale)
+        assert conventional_cell(big).lattice.a == pytest.approx(5.64, rel=1e-6)
+        np.testing.assert_allclose(procrystal_density(big, 16), ref, atol=1e-5 * ref.max())
