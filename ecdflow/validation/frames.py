@@ -114,7 +114,8 @@ def _ecd_stats(raw: bytes, shape: list[int], dtype: str, grid: int) -> dict:
     shape_ok = list(shape) == [grid] * 3 and dtype in ("float32", "float16")
     arr = np.frombuffer(raw, dtype=np.dtype(dtype if shape_ok else "float32").newbyteorder("<"))
     shape_ok = shape_ok and arr.size == grid**3
-    finite = bool(np.all(np.isfinite(arr))) if arr.size else False
+    # an empty ECD is right only for records without density (composition-only: grid 0)
+    finite = bool(np.all(np.isfinite(arr))) if arr.size else grid == 0
     return {"shape_ok": shape_ok, "ecd_finite": finite,
             "min_density": float(np.nanmin(arr)) if arr.size else math.nan,
             "ecd_sum": float(np.sum(arr, dtype=np.float64)), "npts": int(arr.size)}
