@@ -174,6 +174,11 @@ def has_structures(rows: Sequence[tuple[int, dict]]) -> bool:
 # ---------------------------------------------------------------- Beam transforms (thin)
 
 
+PROGRESS_EVERY = 1000
+"""Rows between two progress lines of the Magpie step (Beam gives no total to a bar)."""
+_FEATURIZED = [0]
+
+
 def _featurize_batch(rows: list[dict]) -> Iterator[Any]:
     """Magpie features for a batch (``ecdflow.features.featurize``: the same finiteness check
     as serving, naming the element without data); bad rows go to the dead letters."""
@@ -183,6 +188,9 @@ def _featurize_batch(rows: list[dict]) -> Iterator[Any]:
 
     feats, errors = featurize([r["formula"] for r in rows],
                               where=[str(r["material_id"]) for r in rows])
+    _FEATURIZED[0] += len(rows)  # progress for big tables: a counted line per 1,000 rows
+    if _FEATURIZED[0] // PROGRESS_EVERY > (_FEATURIZED[0] - len(rows)) // PROGRESS_EVERY:
+        log.info("preprocess: Magpie features of %d rows so far (this worker)", _FEATURIZED[0])
     for r, m, err in zip(rows, feats, errors, strict=True):
         if err:
             yield beam.pvalue.TaggedOutput(
