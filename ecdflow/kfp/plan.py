@@ -27,27 +27,12 @@ class PlannedRun(NamedTuple):
 
 
 class TableFacts(NamedTuple):
-    """What the plan needs from the materials table: ``index`` (``material_id``,
-    ``elements``; elements from the formula where the table has no ``elements`` column) and
+    """What the plan needs from the materials table: ``index`` (``material_id``, ``formula``,
+    ``elements``; ``ecdflow.splits.element_sets`` falls back on the formula) and
     whether any row carries a structure (False: a composition-only table, no density)."""
 
     index: object  # pandas.DataFrame
     has_structures: bool
-
-
-def _elements(row: dict) -> list[str]:
-    """The row's element symbols: its ``elements`` list, else those of its formula (a formula
-    that does not parse gives none: preprocessing quarantines that row)."""
-    from ecdflow.errors import InputError
-    from ecdflow.features import parse_formula
-
-    els = row.get("elements")
-    if isinstance(els, list):
-        return [str(e) for e in els]
-    try:
-        return [e.symbol for e in parse_formula(str(row.get("formula", ""))).elements]
-    except InputError:
-        return []
 
 
 def table_facts(settings: Settings) -> TableFacts | None:
@@ -70,8 +55,11 @@ def table_facts(settings: Settings) -> TableFacts | None:
         raise EcdflowError(f"{path}: materials table not found (needed to plan the splits)")
     # the raw rows (no per-row checks: planning only needs ids, elements and the columns)
     rows = [r for r in read_rows(path) if "_error" not in r]
-    index = pd.DataFrame({"material_id": [r.get("material_id") for r in rows],
-                          "elements": [_elements(r) for r in rows]})
+    index = pd.DataFrame({  # elements from the formula where a row has none (splits)
+        "material_id": [r.get("material_id") for r in rows],
+        "formula": [r.get("formula") for r in rows],
+        "elements": [r.get("elements") if isinstance(r.get("elements"), list) else None
+                     for r in rows]})
     return TableFacts(index, has_structures(list(enumerate(rows))))
 
 

@@ -14,6 +14,7 @@ from ecdflow.config import load_settings
 from ecdflow.errors import EcdflowError
 from ecdflow.kfp.plan import build_plan, density_skips, table_facts
 from ecdflow.models import MODELS, get_spec
+from ecdflow.splits import element_sets
 from ecdflow.train import density_skip, needs_density, no_density_line
 
 ROWS = [("m1", "NaCl", 24.0, 14.0), ("m2", "CsCl", 18.0, 8.0), ("m3", "MgO", 160.0, 130.0),
@@ -55,8 +56,27 @@ def test_loeo_split_only_for_elements_the_formulas_hold(tmp_path):
     table = _write(tmp_path / "t.csv", "csv", [r for r in ROWS if "Cs" not in r[1]])
     assert "loeo-Cs" not in {r.split for r in build_plan(_settings(table))}
     facts = table_facts(_settings(table))
-    assert list(facts.index.elements) == [["Na", "Cl"], ["Mg", "O"], ["K", "Br"]]
+    assert element_sets(facts.index) == {"m1": {"Na", "Cl"}, "m3": {"Mg", "O"},
+                                         "m4": {"K", "Br"}}
     assert facts.has_structures is False
+
+
+@pytest.mark.parametrize("elements", [None, [], "absent"])
+def test_splits_take_elements_from_formulas(elements):
+    """Records of a composition-only table carry an empty ``elements`` list (or none): LOEO
+    test sets and the planned split names come from the formulas."""
+    import pandas as pd
+
+    from ecdflow.splits import make_splits, split_names
+
+    df = pd.DataFrame({"material_id": [r[0] for r in ROWS], "formula": [r[1] for r in ROWS]})
+    if elements != "absent":
+        df["elements"] = [elements] * len(df)
+    splits = make_splits(df, 2, ["Cs", "Na", "Xe"], seed=0)
+    assert splits["loeo-Cs"]["test"] == ["m2"] and splits["loeo-Na"]["test"] == ["m1"]
+    assert "loeo-Xe" not in splits
+    s = load_settings(None, "quick", {"splits": {"loeo_elements": ["Cs", "Mg", "Xe"]}})
+    assert split_names(s, df) == ["cv-0", "cv-1", "loeo-Cs", "loeo-Mg"]
 
 
 def test_a_table_with_structures_skips_nothing():
