@@ -158,8 +158,9 @@ def _time_pipeline(table: Path, work: Path) -> dict:
     (work / "run-local.log").write_text(proc.stdout + proc.stderr)
     found = re.search(r"pipeline run (\S+): (\d+) tasks in (\d+) s", proc.stdout)
     if proc.returncode or not found:
+        errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if " ERROR " in ln]
         raise SystemExit(f"pipeline run failed (exit {proc.returncode}): "
-                         f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+                         f"{(errors or (proc.stderr or proc.stdout).strip().splitlines())[-1]}")
     settings = load_settings(pfile, "bench-formulas")
     configure(settings)
     runs = pipeline_runs(settings, found.group(1), role="train")

@@ -20,16 +20,19 @@ F_BLOCK = frozenset(
 
 
 def read_raw_table(path: str | Path) -> pd.DataFrame:
-    """The materials table as written (JSON lines or CSV), without any row dropped."""
+    """The materials table as written, without any row dropped, read by the input layer
+    (``ecdflow.data.table.read_rows``: any dialect, compression and encoding; cells as text
+    first, so the formula ``NaN`` (sodium nitride) stays a formula, not a missing value).
+
+    Raises:
+        InputError: no such file, or not a readable table (one line).
+    """
+    from ecdflow.data.table import read_rows
+
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "no such materials table")
-    try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-        return pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        raise InputError(str(path), f"unreadable table ({str(exc).splitlines()[0]})") from None
+    return pd.DataFrame(read_rows(path))
 
 
 def _composition(formula) -> object | None:
