@@ -173,3 +173,14 @@ def test_bench_table_is_composition_only(tmp_path):
     table = write_table(formula_rows(2100), tmp_path / "f.csv")
     facts = table_facts(_settings(table))
     assert len(facts.index) == 2100 and facts.has_structures is False
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv", "semicolon", "jsonl"])
+def test_materials_suite_reads_formulas_as_text(tmp_path, kind):
+    """NaN (sodium nitride) and NA are formulas, not missing values, in every dialect."""
+    from ecdflow.validation.frames import materials_frame, read_raw_table
+
+    rows = [*ROWS, ("m5", "NaN", 25.0, 11.0), ("m6", "NAu3Li3", 159.0, 99.0)]
+    frame = materials_frame(read_raw_table(_write(tmp_path / f"t.{kind}", kind, rows)))
+    assert frame.formula_parses.tolist() == [True] * 6
+    assert frame.has_label.all() and frame.K_VRH.tolist() == [r[2] for r in rows]
