@@ -184,3 +184,25 @@ def test_materials_suite_reads_formulas_as_text(tmp_path, kind):
     frame = materials_frame(read_raw_table(_write(tmp_path / f"t.{kind}", kind, rows)))
     assert frame.formula_parses.tolist() == [True] * 6
     assert frame.has_label.all() and frame.K_VRH.tolist() == [r[2] for r in rows]
+
+
+def test_tsne_map_leaves_out_rows_without_usable_features(tmp_path, caplog):
+    """Argon (no Magpie electronegativity) is left out of the map and counted, not zero-filled."""
+    from ecdflow.config import REPO_ROOT
+    from ecdflow.evaluate import tsne_maps
+
+    rows = [json.loads(ln) for ln in
+            (REPO_ROOT / "data/fcc/materials-quick.jsonl").read_text().splitlines()[:8]]
+    a = 5.26
+    rows.append({**rows[0], "material_id": "fcc:Ar", "formula": "Ar", "elements": ["Ar"],
+                 "cell": [[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]],
+                 "numbers": [18], "positions": [[0.0, 0.0, 0.0]]})
+    table = tmp_path / "m.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = load_settings(None, "quick", {"paths": {"materials": str(table)},
+                                      "density": {"grid": 8}})
+    with caplog.at_level("WARNING", logger="ecdflow"):
+        paths = tsne_maps(s, [], tmp_path)
+    assert [p.name for p in paths] == ["tsne_magpie.png", "tsne_ecd.png"]
+    assert "t-SNE: 1 of 9 materials left out" in caplog.text
+    assert "Ar has no Magpie" in caplog.text
