@@ -206,7 +206,7 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
 
     from ecdflow.data.table import structure_of
     from ecdflow.density import procrystal_density
-    from ecdflow.features import magpie_features
+    from ecdflow.features import featurize
     from ecdflow.plots import _pyplot
 
     mats = _materials(settings).head(max_materials)
@@ -220,9 +220,17 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
         except Exception:  # noqa: BLE001 - a structure that fails is left out of the map
             continue
     mats = mats.loc[keep].reset_index(drop=True)
+    # the one check (features.featurize): rows without finite features are left out, counted
+    mag, errors = featurize(list(mats.formula), where=[str(m) for m in mats.material_id])
+    ok = np.array([not e for e in errors], dtype=bool)
+    if not ok.all():
+        first = next(e for e in errors if e)
+        log.warning("t-SNE: %d of %d materials left out (no usable Magpie features; first: %s)",
+                    int((~ok).sum()), len(ok), first)
+    mats, mag = mats[ok].reset_index(drop=True), mag[ok]
+    feats = [f for f, k in zip(feats, ok, strict=True) if k]
     if len(mats) < 5:
         return []
-    mag = np.nan_to_num(magpie_features(list(mats.formula)))
     plt = _pyplot()
     paths = []
     for name, x in (("magpie", mag), ("ecd", np.stack(feats))):

@@ -117,10 +117,10 @@ def training_formulas(settings: Settings, pipeline_run_id: str | None = None) ->
     pipeline run's ``predictions.csv`` files (covers runs trained on other tables)."""
     seen: set[str] = set()
     table = settings.path(settings.paths.materials)
-    if table.exists():
-        for ln in table.read_text().splitlines():
-            if ln.strip():
-                seen.add(reduced(json.loads(ln)["formula"]))
+    if table.exists():  # any table the input layer reads (JSONL, composition-only CSV, ...)
+        from ecdflow.data.table import read_rows
+
+        seen.update(reduced(str(r["formula"])) for r in read_rows(table) if r.get("formula"))
     if pipeline_run_id:
         from ecdflow.evaluate import load_predictions
 

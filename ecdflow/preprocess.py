@@ -217,6 +217,11 @@ def has_structures(rows: Sequence[tuple[int, dict]]) -> bool:
 # ---------------------------------------------------------------- Beam transforms (thin)
 
 
+PROGRESS_EVERY = 1000
+"""Rows between two progress lines of the Magpie step (Beam gives no total to a bar)."""
+_FEATURIZED = [0]
+
+
 def _bucket(row: dict, n_buckets: int) -> tuple[int, dict]:
     """``(bucket, row)``: a stable bucket of the material id (sha256), for Magpie batches."""
     digest = hashlib.sha256(str(row["material_id"]).encode()).digest()
@@ -232,6 +237,9 @@ def _featurize_batch(keyed: tuple[int, list[dict]]) -> Iterator[Any]:
     rows = sorted(keyed[1], key=lambda r: str(r["material_id"]))
     feats, errors = featurize([r["formula"] for r in rows],
                               where=[str(r["material_id"]) for r in rows])
+    _FEATURIZED[0] += len(rows)  # progress for big tables: a counted line per 1,000 rows
+    if _FEATURIZED[0] // PROGRESS_EVERY > (_FEATURIZED[0] - len(rows)) // PROGRESS_EVERY:
+        log.info("preprocess: Magpie features of %d rows so far (this worker)", _FEATURIZED[0])
     for r, m, err in zip(rows, feats, errors, strict=True):
         if err:
             yield _failed(r["material_id"], "preprocess:magpie",

@@ -22,10 +22,35 @@ log = get_logger(__name__)
 Splits = dict[str, dict[str, list[str]]]
 
 
+def element_sets(index_df: pd.DataFrame) -> dict[str, set[str]]:
+    """Material id -> its element symbols: the ``elements`` list where a row has one, else
+    the elements of its ``formula`` (composition-only tables carry no ``elements``); a formula
+    that does not parse gives an empty set (preprocessing quarantines such rows)."""
+    from ecdflow.errors import InputError
+    from ecdflow.features import parse_formula
+
+    out: dict[str, set[str]] = {}
+    formulas = (index_df["formula"] if "formula" in index_df.columns
+                else pd.Series([None] * len(index_df)))
+    els_col = (index_df["elements"] if "elements" in index_df.columns
+               else pd.Series([None] * len(index_df)))
+    for mid, els, formula in zip(index_df["material_id"].astype(str), els_col, formulas,
+                                 strict=True):
+        if isinstance(els, list | tuple | np.ndarray) and len(els):
+            out[mid] = {str(e) for e in els}
+            continue
+        try:
+            out[mid] = {e.symbol for e in parse_formula(str(formula)).elements}
+        except InputError:
+            out[mid] = set()
+    return out
+
+
 def make_splits(index_df: pd.DataFrame, n_folds: int, loeo_elements: list[str],
                 seed: int) -> Splits:
     """CV folds (seeded ``KFold`` over sorted material ids) and LOEO splits for the listed
-    elements present in ``index_df`` (columns ``material_id``, ``elements``)."""
+    elements present in ``index_df`` (columns ``material_id`` and ``elements`` and/or
+    ``formula``: see ``element_sets``)."""
     from sklearn.model_selection import KFold
 
     ids = np.array(sorted(index_df["material_id"].astype(str)))
@@ -34,9 +59,9 @@ def make_splits(index_df: pd.DataFrame, n_folds: int, loeo_elements: list[str],
     out: Splits = {}
     for k, (tr, te) in enumerate(KFold(n_folds, shuffle=True, random_state=seed).split(ids)):
         out[f"cv-{k}"] = {"train": ids[tr].tolist(), "test": ids[te].tolist()}
-    elements = dict(zip(index_df["material_id"].astype(str), index_df["elements"], strict=True))
+    elements = element_sets(index_df)
     for el in loeo_elements:
-        test = {m for m in ids if el in list(elements[m])}
+        test = {m for m in ids if el in elements[m]}
         if not test:
             log.warning("LOEO element %s is in no material: split skipped", el)
             continue
@@ -101,7 +126,7 @@ def split_names(settings: Settings, index_df: pd.DataFrame) -> list[str]:
     bad = [k for k in folds if not 0 <= k < settings.splits.n_folds]
     if bad:
         raise EcdflowError(f"splits.folds {bad} outside 0..{settings.splits.n_folds - 1}")
-    present = {e for els in index_df["elements"] for e in els}
+    present = set().union(*element_sets(index_df).values())
     return [f"cv-{k}" for k in folds] + [
         f"loeo-{e}" for e in settings.splits.loeo_elements if e in present]
 

@@ -36,7 +36,7 @@ from ecdflow.log import get_logger
 from ecdflow.modellog import load_logged_model, log_run_artifacts
 from ecdflow.models import MODELS, ModelSpec, get_spec
 from ecdflow.results import regression_metrics
-from ecdflow.schema import GRID_PARAM, INPUT_MAGPIE, TARGETS, RunKey
+from ecdflow.schema import GRID_PARAM, INPUT_ECD, INPUT_MAGPIE, TARGETS, RunKey
 from ecdflow.splits import get_splits, select_split, split_kind, splits_digest, validation_ids
 
 log = get_logger(__name__)
@@ -242,6 +242,26 @@ def plan_runs(settings: Settings, index_df: pd.DataFrame) -> list[tuple[str, str
     order = sorted(settings.models.enabled, key=lambda m: len(MODELS[m].requires))
     return [(m, t, s) for t in settings.targets for s in split_names(settings, index_df)
             for m in order]
+
+
+def needs_density(model: str) -> bool:
+    """Whether ``model`` reads the ECD (an ``ecd`` input: cnn3d, cnn2d_se, fusion)."""
+    return INPUT_ECD in get_spec(model).inputs
+
+
+def no_density_line(model: str, table: str) -> str:
+    """The one line said when a density model is skipped for a composition-only table."""
+    return f"skipping {model}: records carry no density (composition-only table {table})"
+
+
+def density_skip(model: str, manifest: dict) -> str | None:
+    """Why ``model`` cannot train on records with this manifest (it needs a density and the
+    records carry none: ``records.has_density``), as one line; None when it can."""
+    from ecdflow.records import has_density
+
+    if not needs_density(model) or has_density(manifest):
+        return None
+    return no_density_line(model, str(manifest.get("materials") or "?"))
 
 
 def run_repeats(settings: Settings, model: str) -> int:

@@ -29,6 +29,57 @@ def _arguments(pairs: tuple[str, ...]) -> dict:
     return out
 
 
+def _plan_overrides(materials: str | None, models: str | None, folds: str | None) -> dict:
+    """Config overrides of the build-time plan: the materials table (absolute, checked),
+    the models to train (comma-separated) and the CV folds (``all`` or e.g. ``0,1``)."""
+    from pathlib import Path
+
+    ov: dict = {}
+    if materials:
+        path = Path(materials).expanduser().resolve()
+        if not path.is_file():
+            raise EcdflowError(f"--materials {materials}: no such file")
+        ov["paths"] = {"materials": str(path)}
+    if models:
+        from ecdflow.models import get_spec
+
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        for m in names:
+            get_spec(m)  # an unknown name fails here, in one line
+        ov["models"] = {"enabled": names}
+    if folds:
+        if folds.strip().lower() == "all":
+            ov["splits"] = {"folds": None}
+        else:
+            try:
+                ov["splits"] = {"folds": [int(k) for k in folds.split(",") if k.strip()]}
+            except ValueError:
+                raise EcdflowError(f"--folds '{folds}': expected 'all' or fold numbers such "
+                                   "as 0,1") from None
+    return ov
+
+
+def plan_options(f):
+    """--materials, --models and --folds (shared by compile and run-local)."""
+    f = click.option("--folds", default=None, metavar="all|K,K",
+                     help="CV folds to train: 'all' or e.g. 0,1 (default: the profile's).")(f)
+    f = click.option("--models", default=None, metavar="M,M",
+                     help="Models to train, comma-separated, e.g. rf_magpie,cnn_magpie "
+                          "(default: the profile's models.enabled).")(f)
+    f = click.option("--materials", default=None, type=click.Path(dir_okay=False),
+                     help="Materials table (JSONL with structures, or a composition-only "
+                          "CSV/JSONL of material_id, formula, K_VRH, G_VRH: density models "
+                          "are then skipped).")(f)
+    return f
+
+
+def _echo_skips(s) -> None:
+    from ecdflow.kfp.plan import density_skips
+
+    for line in density_skips(s).values():
+        click.echo(line)
+
+
 @click.group("pipeline")
 def pipeline() -> None:
     """The Kubeflow pipeline `ecd-elastic`: preprocess -> validate -> train (one task per
@@ -38,15 +89,18 @@ def pipeline() -> None:
 @pipeline.command("compile")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="IR YAML to write (default: pipeline.compiled, .ecdflow/ecd-elastic.yaml).")
+@plan_options
 @click.pass_context
-def compile_cmd(ctx: click.Context, out: str | None) -> None:
+def compile_cmd(ctx: click.Context, out: str | None, materials: str | None,
+                models: str | None, folds: str | None) -> None:
     """Compile the pipeline for the selected profile to IR YAML (upload it in the KFP UI)."""
     import time
 
     from ecdflow.kfp.plan import build_plan
     from ecdflow.kfp.runners import compile_pipeline
 
-    s = load(ctx)
+    s = load(ctx, _plan_overrides(materials, models, folds) or None)
+    _echo_skips(s)
     t0 = time.perf_counter()
     path = compile_pipeline(s, out, _params_file(ctx))
     click.echo(f"compiled {s.pipeline.name} (profile {s.profile}, {len(build_plan(s))} training "
@@ -57,19 +111,30 @@ def compile_cmd(ctx: click.Context, out: str | None) -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Run parameter, e.g. --param epochs=2 (repeatable; see `compile`'s form).")
 @click.option("--no-cache", is_flag=True, help="Re-run every task (no kfp.local cache hits).")
+@plan_options
 @click.pass_context
-def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -> None:
+def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
+                  materials: str | None, models: str | None, folds: str | None) -> None:
     """Run the whole pipeline here with kfp.local (subprocesses of this Python), tracking to
-    the configured MLflow store; print the results, registered versions and how to look."""
+    the configured MLflow store; print the results, registered versions and how to look.
+
+    ``--materials table.csv`` runs it on another table: a composition-only one (material_id,
+    formula, K_VRH, G_VRH) trains the Magpie models only, each density model skipped with one
+    line."""
     from ecdflow.kfp.runners import registered_versions, run_local
 
     args = _arguments(params)
-    overrides: dict = {"pipeline": {"caching": False}} if no_cache else {}
+    overrides: dict = _plan_overrides(materials, models, folds)
+    if no_cache:
+        overrides["pipeline"] = {"caching": False}
     if args.get("mlflow_experiment"):  # results and versions are looked up there
         overrides["mlflow"] = {"experiment": str(args["mlflow_experiment"])}
+    if materials:  # the tasks read the table named by the run parameter
+        args["materials_path"] = overrides["paths"]["materials"]
     s = load(ctx, overrides or None)
     click.echo(f"running {s.pipeline.name} locally (profile {s.profile}); MLflow: "
                f"{s.tracking_uri}")
+    _echo_skips(s)
     out = run_local(s, _params_file(ctx), args)
     run_id = out["run_id"]
     click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s")

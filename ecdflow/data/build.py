@@ -18,7 +18,7 @@ from ecdflow.data.quarantine import Quarantine
 from ecdflow.data.table import TARGETS, load_materials, structure_of
 from ecdflow.density import procrystal_density
 from ecdflow.errors import EcdflowError
-from ecdflow.features import magpie_features
+from ecdflow.features import featurize
 from ecdflow.log import get_logger, progress
 
 log = get_logger("ecdflow.data.build")
@@ -63,7 +63,20 @@ def build_dataset(
         keep.append(i)
     quarantine.extend(q_ecd)
     df = df.loc[keep].reset_index(drop=True)
-    feats = magpie_features(list(df["formula"]), cache_dir=out_dir.parent)
+    # the one check (features.featurize): rows without usable features are quarantined
+    feats, errors = featurize(list(df["formula"]), where=[str(m) for m in df["material_id"]])
+    bad = [i for i, e in enumerate(errors) if e]
+    if bad:
+        q_mag = Quarantine(name="magpie")
+        for i in bad:
+            q_mag.add(df["material_id"][i], f"{table}:{df['row'][i]}",
+                      f"magpie: {errors[i].split(': ', 1)[-1]}")
+        quarantine.extend(q_mag)
+        log.warning("magpie: %d of %d materials quarantined (first: %s)", len(bad), len(df),
+                    errors[bad[0]])
+        good = [i for i, e in enumerate(errors) if not e]
+        df, feats = df.iloc[good].reset_index(drop=True), feats[good]
+        grids = [grids[i] for i in good] if has_structure else grids
     np.save(out_dir / "magpie.npy", feats)
     if has_structure:
         arr = np.stack(grids) if grids else np.zeros((0, grid, grid, grid), np.float32)

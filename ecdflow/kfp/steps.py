@@ -130,9 +130,18 @@ def step_validate(profile: str, params_file: str, overrides: str, records_dir: s
 
 def step_train(profile: str, params_file: str, overrides: str, model: str, target: str,
                split: str, records_dir: str, parent_run_id: str, pipeline_run_id: str) -> str:
-    """Train one model/target/split, every repeat the model gets; the results (JSON list)."""
-    from ecdflow.train import run_repeats, train_one
+    """Train one model/target/split, every repeat the model gets; the results (JSON list).
+    A density model on composition-only records (a remote table the plan could not read) is
+    skipped with one line: ``[{"model": ..., "skipped": <line>}]``."""
+    from ecdflow.log import get_logger
+    from ecdflow.records import read_manifest
+    from ecdflow.train import density_skip, run_repeats, train_one
 
+    skip = density_skip(model, read_manifest(records_dir))
+    if skip:
+        get_logger("ecdflow.train").warning(skip)
+        return json.dumps([{"model": model, "target": target, "split": split,
+                            "skipped": skip}], sort_keys=True)
     settings = task_settings(profile, params_file, overrides)
     results = [train_one(settings, model, target, split, records_dir=records_dir,
                          parent_run_id=parent_run_id, pipeline_run_id=pipeline_run_id,

@@ -20,16 +20,19 @@ F_BLOCK = frozenset(
 
 
 def read_raw_table(path: str | Path) -> pd.DataFrame:
-    """The materials table as written (JSON lines or CSV), without any row dropped."""
+    """The materials table as written, without any row dropped, read by the input layer
+    (``ecdflow.data.table.read_rows``: any dialect, compression and encoding; cells as text
+    first, so the formula ``NaN`` (sodium nitride) stays a formula, not a missing value).
+
+    Raises:
+        InputError: no such file, or not a readable table (one line).
+    """
+    from ecdflow.data.table import read_rows
+
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "no such materials table")
-    try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-        return pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        raise InputError(str(path), f"unreadable table ({str(exc).splitlines()[0]})") from None
+    return pd.DataFrame(read_rows(path))
 
 
 def _composition(formula) -> object | None:
@@ -114,7 +117,8 @@ def _ecd_stats(raw: bytes, shape: list[int], dtype: str, grid: int) -> dict:
     shape_ok = list(shape) == [grid] * 3 and dtype in ("float32", "float16")
     arr = np.frombuffer(raw, dtype=np.dtype(dtype if shape_ok else "float32").newbyteorder("<"))
     shape_ok = shape_ok and arr.size == grid**3
-    finite = bool(np.all(np.isfinite(arr))) if arr.size else False
+    # an empty ECD is right only for records without density (composition-only: grid 0)
+    finite = bool(np.all(np.isfinite(arr))) if arr.size else grid == 0
     return {"shape_ok": shape_ok, "ecd_finite": finite,
             "min_density": float(np.nanmin(arr)) if arr.size else math.nan,
             "ecd_sum": float(np.sum(arr, dtype=np.float64)), "npts": int(arr.size)}

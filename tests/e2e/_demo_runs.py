@@ -116,11 +116,17 @@ def make_pipeline_run(settings: Settings, pid: str = "pr-test-1", seed: int = 0,
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.neighbors import KNeighborsRegressor
 
-    from ecdflow.features import magpie_features
+    from ecdflow.features import featurize
 
     rows = demo_rows()
+    # the one check (features.featurize): a row without finite features is left out, counted
+    x, errors = featurize([r["formula"] for r in rows], where=[r["material_id"] for r in rows])
+    if any(errors):
+        print(f"demo run: {sum(map(bool, errors))} of {len(rows)} materials left out "
+              f"(first: {next(e for e in errors if e)})")
+    rows = [r for r, e in zip(rows, errors, strict=True) if not e]
+    x = x[[not e for e in errors]]
     Path(settings.paths.materials).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    x = np.nan_to_num(magpie_features([r["formula"] for r in rows]))
     parent = tracking.start_parent_run(settings, pid)
     rng = np.random.default_rng(seed)
     folds = np.array_split(rng.permutation(len(rows)), 2)
