@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ecdflow.config import load_settings
-from ecdflow.preprocess import (
+from ecdflow.beam_runtime import (
     ONE_THREAD_ENV,
     beam_runner_name,
     dask_scheduler,
     iter_tfrecords,
-    run_preprocess,
 )
+from ecdflow.config import load_settings
+from ecdflow.preprocess import run_preprocess
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
