@@ -219,8 +219,10 @@ class ModulusEnsemble(mlflow.pyfunc.PythonModel):
     """Fold-model ensemble predicting one modulus (GPa) from structures or CHGCARs.
 
     Artifacts: ``manifest`` (JSON: target, model_type, inputs, grid, smearing_A, log_target,
-    members) and one artifact per member (``member_<i>``: a ``.keras`` file or a joblib file
-    of a scikit-learn estimator on the (n, 132) Magpie matrix).
+    members) and one artifact per member (``member_<i>``: a ``.keras`` file, or a joblib or
+    ``.skops`` file of a scikit-learn estimator on the tabular inputs, (n, 132) Magpie or
+    (n, 133) Magpie + volume per atom); shipped models also carry ``calibration`` (JSON: the
+    CV out-of-fold predictions, ``ecdflow.pretrained``).
     """
 
     def load_context(self, context) -> None:

@@ -138,3 +138,24 @@ def test_cli_predict_says_who_answered_and_register_pretrained(fresh):
     assert rows[0]["answered_by"] == {"model": "t-bulk", "version": str(mv.version),
                                       "model_type": "rf_magpie_volume"}
     assert math.isfinite(rows[0]["prediction_gpa"])
+
+
+def test_shipped_model_gives_one_answer_per_crystal_whatever_the_file(tmp_path):
+    """CIF, POSCAR, JSON and CHGCAR of NaCl (primitive and conventional cells) read the same
+    volume per atom, so the shipped model gives them the same modulus."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from ecdflow.chgcar import write_chgcar
+    from ecdflow.density import procrystal_density
+    from ecdflow.pretrained import shipped_for
+
+    conv = _nacl()
+    prim = conv.get_primitive_structure()
+    write_chgcar(tmp_path / "CHGCAR", conv, procrystal_density(conv, grid=16, smearing_A=0.1))
+    texts = [conv.to(fmt="cif"), prim.to(fmt="cif"), prim.to(fmt="poscar"), conv.to_json(),
+             (tmp_path / "CHGCAR").read_text()]
+    model = mlflow.pyfunc.load_model(str(shipped_for("K_VRH").path))
+    out = model.predict(pd.DataFrame({"input": texts}))
+    assert (out.error == "").all(), list(out.error)
+    assert np.allclose(out.prediction.astype(float), float(out.prediction[0]), rtol=1e-6)
