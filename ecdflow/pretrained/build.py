@@ -110,10 +110,13 @@ def summary(folds: pd.DataFrame, oof: pd.DataFrame) -> dict:
     from ecdflow.results import regression_metrics
 
     pooled = regression_metrics(oof["y_true"].to_numpy(), oof["y_pred"].to_numpy())
-    out = {f"{m}_{s}": float(getattr(folds[m], s)(ddof=1) if s == "std" else folds[m].mean())
+    # rounded to 1e-6: the forests' threaded predict sums trees in varying order (last bits)
+    out = {f"{m}_{s}": round(float(getattr(folds[m], s)(ddof=1) if s == "std"
+                                   else folds[m].mean()), 6)
            for m in ("mae", "rmse", "r2") for s in ("mean", "std")}
-    out.update(pooled_mae=pooled["test_mae_gpa"], pooled_rmse=pooled["test_rmse_gpa"],
-               pooled_r2=pooled["test_r2"], n_folds=len(folds),
+    out.update(pooled_mae=round(pooled["test_mae_gpa"], 6),
+               pooled_rmse=round(pooled["test_rmse_gpa"], 6),
+               pooled_r2=round(pooled["test_r2"], 6), n_folds=len(folds),
                per_fold=folds.round(4).to_dict(orient="records"))
     return out
 

@@ -159,3 +159,21 @@ def test_shipped_model_gives_one_answer_per_crystal_whatever_the_file(tmp_path):
     out = model.predict(pd.DataFrame({"input": texts}))
     assert (out.error == "").all(), list(out.error)
     assert np.allclose(out.prediction.astype(float), float(out.prediction[0]), rtol=1e-6)
+
+
+def test_build_is_reproducible(tmp_path):
+    """Two builds from the same (small) table give the same card metrics and byte-identical
+    calibration data; the card states the table's md5."""
+    from ecdflow.pretrained.build import build
+
+    lines = TABLE.read_text().splitlines()[:80]
+    table = tmp_path / "materials.jsonl"
+    table.write_text("\n".join(lines) + "\n")
+    cards = [build(table, tmp_path / f"out{i}", seed=42, targets=("K_VRH",))[0]
+             for i in (0, 1)]
+    assert cards[0]["cv"] == cards[1]["cv"] and cards[0]["compare"] == cards[1]["compare"]
+    assert cards[0]["data"]["table_md5"] == hashlib.md5(table.read_bytes()).hexdigest()
+    cal = [(tmp_path / f"out{i}" / cards[0]["name"] / "artifacts" / "calibration.json")
+           .read_bytes() for i in (0, 1)]
+    assert cal[0] == cal[1]
+    assert cards[0]["name"] == "ecdflow-rf_magpie_volume-fcc80-K_VRH"
