@@ -73,6 +73,6 @@ def render_card(card: dict) -> str:
         "## How it was made", "",
         f"`ecdflow pretrained build` (ecdflow/pretrained/build.py) at git commit "
         f"`{card['git_commit']}`, seeded: rerunning it reproduces the members' predictions and"
-        " this card (MLmodel's creation time and uuid differ).", "",
+        " this card; MLmodel's creation time and uuid and the skops files' bytes differ.", "",
     ]
     return "\n".join(lines)
