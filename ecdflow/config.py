@@ -105,6 +105,8 @@ class TrainingConfig(_Strict):
     patience: int = Field(10, ge=1)
     repeats: int = Field(5, ge=1)
     """The paper repeats each CNN experiment 5 times and averages."""
+    loeo_repeats: int | None = Field(None, ge=1)
+    """Repeats of a CNN on a leave-one-element-out split (None: ``repeats``)."""
     log_target: bool = False
     """Train on log10(modulus) as matbench does; metrics stay in GPa."""
     mixed_precision: bool = False

@@ -154,3 +154,31 @@ def magpie_features(formulas: Sequence[str], cache_dir: Path | None = None) -> n
     for i, f in enumerate(formulas):
         out[i] = _row(_key(parse_formula(f)))
     return out
+
+
+def volume_per_atom(structure, where: str = "structure") -> float:
+    """Volume per atom of a crystal: cell volume / number of sites, Å^3/atom (float).
+
+    The same for any cell of the crystal (primitive, conventional, a CHGCAR's cell): both the
+    volume and the site count scale with the cell. Schema: ``ecdflow.schema.INPUT_VOLUME``.
+
+    Raises:
+        InputError: an empty structure or a non-positive / non-finite volume (named ``where``).
+    """
+    n = len(structure)
+    vol = float(structure.volume)
+    if n == 0 or not np.isfinite(vol) or vol <= 0:
+        raise InputError(where, f"cannot compute the volume per atom (sites {n}, volume "
+                                f"{vol} Å^3)")
+    return vol / n
+
+
+def tabular_matrix(arrays: dict, inputs: Sequence[str]) -> np.ndarray:
+    """A scikit-learn model's feature matrix: the ``inputs`` arrays (``magpie`` (n, 132),
+    ``volume_per_atom`` (n,) or (n, 1)) side by side in ``schema.TABULAR_INPUTS`` order:
+    (n, 132) for Magpie, (n, 133) with the volume. Used by training and serving alike."""
+    from ecdflow.schema import TABULAR_INPUTS
+
+    cols = [np.asarray(arrays[k]).reshape(len(arrays[k]), -1) for k in TABULAR_INPUTS
+            if k in inputs]
+    return np.hstack(cols) if len(cols) > 1 else cols[0]

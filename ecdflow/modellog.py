@@ -12,7 +12,7 @@ import pandas as pd
 
 from ecdflow import tracking as tr
 from ecdflow.models import ModelSpec
-from ecdflow.schema import INPUT_MAGPIE, input_shape
+from ecdflow.schema import INPUT_MAGPIE, TABULAR_INPUTS, input_shape
 
 
 def _signature(inputs: tuple[str, ...], grid: int, keras_model: bool) -> Any:
@@ -23,7 +23,8 @@ def _signature(inputs: tuple[str, ...], grid: int, keras_model: bool) -> Any:
     if keras_model:
         ins = Schema([TensorSpec(f32, input_shape(k, grid), k) for k in inputs])
     else:
-        ins = Schema([TensorSpec(f32, input_shape(INPUT_MAGPIE, grid))])
+        width = sum(input_shape(k, grid)[1] for k in inputs if k in TABULAR_INPUTS)
+        ins = Schema([TensorSpec(f32, (-1, width or input_shape(INPUT_MAGPIE, grid)[1]))])
     return ModelSignature(inputs=ins, outputs=Schema([TensorSpec(f32, (-1, 1))]))
 
 

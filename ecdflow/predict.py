@@ -1,7 +1,9 @@
 """Predict K or G (GPa, with a calibrated interval and an out-of-domain flag) for structure,
 CHGCAR or table files.
 
-The model is a registered ecdflow pyfunc (default ``models:/<name>@champion``). Files are read
+The model is a registered ecdflow pyfunc: ``--model-uri``, else ``models:/<name>@champion``
+when the registry has a champion, else the model shipped with ecdflow (``ecdflow.pretrained``);
+the result says which answered. Files are read
 by the input layer (``ecdflow.io``: content decides the kind, gzip/bzip2/xz and legacy
 encodings accepted); a structure or CHGCAR file gives one row, a table (CSV/TSV/semicolon/JSONL
 with a ``formula`` column) one row per table row, named ``<file>:<row> (<material_id>)``.
@@ -93,6 +95,50 @@ def load_model(settings: Settings, model_uri: str):
         raise EcdflowError(f"cannot load model {model_uri}: {msg}") from None
 
 
+def choose_model(settings: Settings, target: str, model_uri: str | None = None
+                 ) -> tuple[object, dict]:
+    """The model that answers for ``target`` and who it is.
+
+    ``model_uri`` when given; else the registry's champion when one exists; else the model
+    shipped with ecdflow (``ecdflow.pretrained``). Returns (loaded pyfunc, ``answered_by``:
+    ``{"model": name, "version": registry version or "shipped" or the URI, "model_type": ...,
+    "uri": ...}``).
+    """
+    import mlflow
+
+    t = resolve_target(target)
+    if model_uri:
+        info = {"model": model_uri, "version": "", "model_type": "", "uri": model_uri}
+        return load_model(settings, model_uri), info
+    from mlflow.exceptions import MlflowException
+
+    from ecdflow.pretrained import VERSION_SHIPPED, shipped_for
+
+    name = settings.registry.model_names[t]
+    tracking.configure(settings)
+    try:
+        mv = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        mv = None
+    if mv is not None:
+        uri = default_model_uri(settings, t)
+        info = {"model": name, "version": str(mv.version),
+                "model_type": mv.tags.get(tracking.TAG_MODEL, ""), "uri": uri}
+        return load_model(settings, uri), info
+    ship = shipped_for(t)
+    info = {"model": ship.name, "version": VERSION_SHIPPED, "model_type": ship.model_type,
+            "uri": str(ship.path)}
+    return load_model(settings, str(ship.path)), info
+
+
+def answered_by_line(info: dict) -> str:
+    """``answered by: <name> v<version> (<model type>)`` / ``... (shipped, <model type>)``."""
+    if not info.get("version"):
+        return f"answered by: {info['model']}"
+    ver = info["version"] if info["version"] == "shipped" else f"v{info['version']} (champion)"
+    return f"answered by: {info['model']} {ver}, model type {info['model_type'] or '?'}"
+
+
 def predict_files(settings: Settings, paths: list[str | Path], target: str,
                   model_uri: str | None = None, model=None,
                   allow_density_source_mismatch: bool = False) -> pd.DataFrame:
@@ -111,14 +157,16 @@ def predict_files(settings: Settings, paths: list[str | Path], target: str,
         DataFrame: file, target, formula, prediction_gpa, uncertainty_gpa (fold spread),
         lower_gpa, upper_gpa (interval at the nominal ``coverage``, 0-1), out_of_domain
         (bool), ood_reason (None where the row failed or the model has no calibration),
-        error ("" or one line ``<file or row>: <reason>``).
+        error ("" or one line ``<file or row>: <reason>``); ``attrs["answered_by"]`` names
+        the model that answered (:func:`choose_model`).
     """
     if not paths:
         raise EcdflowError("no input files given")
     t = resolve_target(target)
     entries = read_inputs(paths)
+    answered_by = {"model": "(given)", "version": "", "model_type": "", "uri": ""}
     if model is None:
-        model = load_model(settings, model_uri or default_model_uri(settings, t))
+        model, answered_by = choose_model(settings, t, model_uri)
     frame = pd.DataFrame({k: [e[k] for e in entries] for k in ("input", "format", "source")})
     ok = [i for i, e in enumerate(entries) if not e["error"]]
     rows = [{"file": e["source"], "target": t, "formula": "", "prediction_gpa": None,
@@ -142,9 +190,11 @@ def predict_files(settings: Settings, paths: list[str | Path], target: str,
                     rows[i]["ood_reason"] = str(out["ood_reason"].iloc[k] or "")
                 if rows[i]["prediction_gpa"] is None:
                     rows[i]["error"] = f"{entries[i]['source']}: no prediction"
-    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object)
-                         if c.endswith("_gpa") or c in UQ_COLUMNS else [r[c] for r in rows]
-                         for c in COLUMNS})
+    df = pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object)
+                       if c.endswith("_gpa") or c in UQ_COLUMNS else [r[c] for r in rows]
+                       for c in COLUMNS})
+    df.attrs["answered_by"] = answered_by
+    return df
 
 
 def _num(v) -> float | None:

@@ -427,6 +427,7 @@ def run_preprocess(
                               dtype=rc.dtype, compression=rc.compression, digest=digest, extra={
                                   "counts": counts, "seed": settings.seed,
                                   "has_density": density,
+                                  "has_volume": density,  # both need the structures
                                   "ecd_source": ("chgcar" if chgcar_dir else "procrystal")
                                   if density else "none",
                                   "materials": materials_path.rsplit("/", 1)[-1],

@@ -6,6 +6,9 @@ One ``tf.train.Example`` per material (see docs/architecture.md, "TFRecord examp
 - ``ecd``: the charge density on the conventional cube, raw little-endian bytes of an
   (N, N, N) array in e/Å^3, stored as ``ecd_dtype`` (float32 or float16); ``ecd_shape`` (3 ints)
 - ``magpie``: 132 float32 Magpie features
+- ``volume_per_atom``: 1 float, Å^3/atom (NaN without a structure; added to schema 1 as an
+  optional field: records written before it read as NaN, manifest ``has_volume`` says whether
+  the records carry it)
 - ``K_VRH``, ``G_VRH``: Voigt-Reuss-Hill moduli in GPa (NaN when missing)
 - ``provenance``: a JSON string (label source, ECD source, settings)
 
@@ -27,6 +30,7 @@ from ecdflow.schema import (
     DENSITY_NONE,
     DENSITY_PROCRYSTAL,
     GRID_PARAM,
+    INPUT_VOLUME,
     MAGPIE_LEN,
     TARGETS,
     is_remote,
@@ -77,7 +81,19 @@ def _provenance(row: dict) -> str:
     return json.dumps(prov, sort_keys=True, default=str)
 
 
-def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -> bytes:
+def row_volume(row: dict) -> float:
+    """Volume per atom (Å^3/atom) of a table row with a structure, NaN without one
+    (``ecdflow.features.volume_per_atom`` of ``ecdflow.data.table.structure_of``)."""
+    from ecdflow.data.table import STRUCTURE_KEYS, structure_of
+    from ecdflow.features import volume_per_atom
+
+    if not all(row.get(k) is not None for k in STRUCTURE_KEYS):
+        return float("nan")
+    return volume_per_atom(structure_of(row), str(row.get("material_id", "row")))
+
+
+def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str,
+                   volume: float | None = None) -> bytes:
     """Serialize one material as a schema-1 ``tf.train.Example``.
 
     Args:
@@ -87,6 +103,7 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
             row (stored as an empty ``ecd`` with ``ecd_shape`` (0, 0, 0): "no density").
         magpie: 132 Magpie features.
         dtype: storage dtype of the ECD, "float32" or "float16".
+        volume: volume per atom, Å^3/atom (default: :func:`row_volume` of ``row``).
     """
     import tensorflow as tf
 
@@ -115,6 +132,7 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str) -
         "ecd_shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(ecd.shape))),
         "ecd_dtype": b([dtype.encode()]),
         "magpie": f(mag.tolist()),
+        INPUT_VOLUME: f([row_volume(row) if volume is None else _float(volume)]),
         "K_VRH": f([_float(row.get("K_VRH"))]),
         "G_VRH": f([_float(row.get("G_VRH"))]),
         "provenance": b([_provenance(row).encode()]),
@@ -249,7 +267,8 @@ def make_dataset(
 
     Elements are ``(features, label)`` (``features`` only when ``target`` is None).
     ``features`` holds ``material_id`` (string) and, per ``inputs``, ``ecd`` float32
-    (N, N, N, 1) in e/Å^3 and ``magpie`` float32 (132,). ``label`` is float32 (1,): the target
+    (N, N, N, 1) in e/Å^3, ``magpie`` float32 (132,) and ``volume_per_atom`` float32 (1,)
+    Å^3/atom (only when the manifest says ``has_volume``). ``label`` is float32 (1,): the target
     modulus in GPa, or log10(GPa) with ``log_target``. Materials whose target is NaN (or <= 0
     with ``log_target``) are skipped. ``ids`` keeps only those material ids. ``shuffle_seed``
     None keeps the file order (interleaved, deterministic); ``batch_size`` <= 0 gives unbatched
@@ -258,9 +277,10 @@ def make_dataset(
     tf = _tf_for(records_dir)
     manifest = read_manifest(records_dir)
     grid, dtype = int(manifest[GRID_PARAM]), manifest["dtype"]
-    bad = set(inputs) - {"ecd", "magpie"}
+    bad = set(inputs) - {"ecd", "magpie", INPUT_VOLUME}
     if bad or not inputs:
-        raise ValueError(f"inputs must be a non-empty subset of ('ecd', 'magpie'), got {inputs}")
+        raise ValueError("inputs must be a non-empty subset of ('ecd', 'magpie', "
+                         f"'{INPUT_VOLUME}'), got {inputs}")
     if target is not None and target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if "ecd" in inputs and not has_density(manifest):
@@ -268,7 +288,15 @@ def make_dataset(
 
         raise InputError(str(records_dir), "these records carry no density (composition-only "
                                            "table): only Magpie models can read them")
+    if INPUT_VOLUME in inputs and not manifest.get("has_volume", False):
+        from ecdflow.errors import InputError
+
+        raise InputError(str(records_dir), "these records carry no volume per atom "
+                                           "(composition-only table, or written before the "
+                                           "field: rerun `ecdflow preprocess`)")
     spec: dict[str, Any] = {"material_id": tf.io.FixedLenFeature([], tf.string)}
+    if INPUT_VOLUME in inputs:
+        spec[INPUT_VOLUME] = tf.io.FixedLenFeature([1], tf.float32, default_value=[np.nan])
     if "ecd" in inputs:
         spec["ecd"] = tf.io.FixedLenFeature([], tf.string)
     if "magpie" in inputs:
@@ -302,6 +330,8 @@ def make_dataset(
             feats["ecd"] = tf.cast(tf.reshape(rho, shape), tf.float32)
         if "magpie" in inputs:
             feats["magpie"] = ex["magpie"]
+        if INPUT_VOLUME in inputs:
+            feats[INPUT_VOLUME] = ex[INPUT_VOLUME]
         if not target:
             return feats
         y = ex[target]

@@ -32,14 +32,23 @@ INPUT_ECD = "ecd"
 INPUT_MAGPIE = "magpie"
 INPUTS = (INPUT_ECD, INPUT_MAGPIE)
 """Named model inputs: ``ecd`` (N, N, N, 1) float32 e/Å^3; ``magpie`` (132,) float32."""
+INPUT_VOLUME = "volume_per_atom"
+"""Named input ``volume_per_atom`` (1,) float32: the cell volume divided by the number of
+sites, Å^3/atom (``ecdflow.features.volume_per_atom``; a composition has none). The one
+structural number the procrystal density scales with (issue 15's baseline)."""
+VOLUME_UNIT = "Å^3/atom"
+TABULAR_INPUTS = (INPUT_MAGPIE, INPUT_VOLUME)
+"""Column order of a scikit-learn model's feature matrix: the inputs it reads, in this order
+(rf_magpie: 132 Magpie columns; rf_magpie_volume: 132 Magpie columns then the volume)."""
 GRID_PARAM = "grid"
 """The MLflow param (and manifest key) holding a run's density grid N (points per axis)."""
 
 
 def input_shape(name: str, grid: int) -> tuple[int, ...]:
     """Shape of one model input with a leading batch dimension (-1): ``ecd`` (-1, N, N, N, 1),
-    ``magpie`` (-1, 132). Raises KeyError for an unknown input."""
-    return {INPUT_ECD: (-1, grid, grid, grid, 1), INPUT_MAGPIE: (-1, MAGPIE_LEN)}[name]
+    ``magpie`` (-1, 132), ``volume_per_atom`` (-1, 1). Raises KeyError for an unknown input."""
+    return {INPUT_ECD: (-1, grid, grid, grid, 1), INPUT_MAGPIE: (-1, MAGPIE_LEN),
+            INPUT_VOLUME: (-1, 1)}[name]
 
 
 def is_remote(path: object) -> bool:

@@ -42,9 +42,12 @@ import numpy as np
 import pandas as pd
 
 from ecdflow.errors import InputError
+from ecdflow.schema import INPUT_VOLUME, TABULAR_INPUTS
 
 MANIFEST = "manifest.json"
 FORMATS = ("cif", "poscar", "json", "chgcar", "formula")
+SKOPS_TRUSTED = ["sklearn.tree._tree.Tree"]
+"""Types a ``.skops`` member may hold beyond skops' trusted defaults (random forests)."""
 MAX_Z = 86
 """Elements above Rn are refused (no training data, radioactive)."""
 
@@ -191,15 +194,33 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int, smearing_A:
                 errors[i] = errs[k]
             else:
                 mag[i] = x[k]
+    vol: dict[int, float] = {}
+    if INPUT_VOLUME in inputs:
+        from ecdflow.features import volume_per_atom
+
+        for i, p in enumerate(parsed):
+            if errors[i]:
+                continue
+            if p.structure is None:
+                errors[i] = (f"{where[i]}: a formula has no structure, and this model needs "
+                             "the volume per atom; give a CIF/POSCAR/CHGCAR or use a Magpie "
+                             "model")
+                continue
+            try:
+                vol[i] = volume_per_atom(p.structure, where[i])
+            except InputError as exc:
+                errors[i] = str(exc)
     good = [i for i, e in enumerate(errors) if not e]
     out: dict[str, np.ndarray] = {}
+    if INPUT_VOLUME in inputs:
+        out[INPUT_VOLUME] = np.asarray([[vol[i]] for i in good], np.float32).reshape(-1, 1)
     if "ecd" in inputs:
         out["ecd"] = (np.stack([ecd[i] for i in good])[..., None].astype(np.float32) if good
                       else np.zeros((0, grid, grid, grid, 1), np.float32))
     if "magpie" in inputs:
         out["magpie"] = (np.stack([mag[i] for i in good]) if good
                          else np.zeros((0, MAGPIE_LEN), np.float32))
-    return out, errors
+    return {k: out[k] for k in ("ecd", *TABULAR_INPUTS) if k in out}, errors
 
 
 class ModulusEnsemble(mlflow.pyfunc.PythonModel):
@@ -207,8 +228,10 @@ class ModulusEnsemble(mlflow.pyfunc.PythonModel):
 
     Artifacts: ``manifest`` (JSON: target, model_type, inputs, grid, smearing_A, log_target,
     tta (test-time averaging set, ``ecdflow.symmetry``; absent: none),
-    members) and one artifact per member (``member_<i>``: a ``.keras`` file or a joblib file
-    of a scikit-learn estimator on the (n, 132) Magpie matrix).
+    members) and one artifact per member (``member_<i>``: a ``.keras`` file, or a joblib or
+    ``.skops`` file of a scikit-learn estimator on the tabular inputs, (n, 132) Magpie or
+    (n, 133) Magpie + volume per atom); ``calibration`` and ``domain`` (``ecdflow.uncertainty``)
+    for the interval and the out-of-domain flag.
     """
 
     def load_context(self, context) -> None:
@@ -326,7 +349,8 @@ def uncertainty_columns(pred: list, calibration: dict | None, domain, magpie: np
 
 
 def load_member(path: str):
-    """Load one fold model: Keras (``.keras``) or scikit-learn (joblib)."""
+    """Load one fold model: Keras (``.keras``), scikit-learn in skops format (``.skops``,
+    the shipped models; only ``SKOPS_TRUSTED`` types beyond skops' defaults) or joblib."""
     if str(path).endswith(".keras"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
@@ -336,20 +360,28 @@ def load_member(path: str):
         import keras
 
         return keras.saving.load_model(path, compile=False)
+    if str(path).endswith(".skops"):
+        import skops.io
+
+        return skops.io.load(path, trusted=SKOPS_TRUSTED)
     import joblib
 
     return joblib.load(path)
 
 
 def member_predict(member, x: dict[str, np.ndarray]) -> np.ndarray:
-    """One fold model's predictions (training-target space), shape (n,)."""
+    """One fold model's predictions (training-target space), shape (n,). A scikit-learn
+    member reads the tabular inputs of ``x`` side by side in ``schema.TABULAR_INPUTS`` order."""
     if hasattr(member, "inputs") and not hasattr(member, "get_params"):  # Keras, not sklearn
         names = [getattr(t, "name", "").split(":")[0] for t in member.inputs]
         feed = {k: v for k, v in x.items() if k in names} or x
         n = len(next(iter(feed.values())))
         return np.asarray(member.predict(feed, verbose=0, batch_size=min(32, max(n, 1)))
                           ).reshape(-1)
-    return np.asarray(member.predict(x["magpie"])).reshape(-1)
+    from ecdflow.features import tabular_matrix
+
+    return np.asarray(member.predict(tabular_matrix(x, [k for k in TABULAR_INPUTS if k in x]))
+                      ).reshape(-1)
 
 
 def _column(model_input: pd.DataFrame, name: str) -> list:

@@ -31,12 +31,13 @@ from ecdflow import tracking as tr
 from ecdflow.config import Settings
 from ecdflow.datasets import dataset_arrays, input_stats, keras_dataset, predict_test
 from ecdflow.errors import EcdflowError
+from ecdflow.features import tabular_matrix
 from ecdflow.fit import checkpoint_dir, configure_tf, fit_keras
 from ecdflow.log import get_logger
 from ecdflow.modellog import load_logged_model, log_run_artifacts
 from ecdflow.models import MODELS, ModelSpec, get_spec
 from ecdflow.results import regression_metrics
-from ecdflow.schema import GRID_PARAM, INPUT_ECD, INPUT_MAGPIE, TARGETS, RunKey
+from ecdflow.schema import GRID_PARAM, INPUT_ECD, TABULAR_INPUTS, TARGETS, RunKey
 from ecdflow.splits import get_splits, select_split, split_kind, splits_digest, validation_ids
 
 log = get_logger(__name__)
@@ -178,11 +179,11 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
             mids, yt, yp = predict_test(obj, rdir, target, spec.inputs, test_ids, tl)
         else:
             obj = spec.build(cfg, grid, seed=seed)
-            _, x, y = dataset_arrays(rdir, target, (INPUT_MAGPIE,), fit_ids, tl.log_target)
-            obj.fit(x[INPUT_MAGPIE], y)
-            mids, xt, yt = dataset_arrays(rdir, target, (INPUT_MAGPIE,), test_ids,
-                                          tl.log_target)
-            yp = obj.predict(xt[INPUT_MAGPIE]).astype(np.float64)
+            tab = tuple(k for k in TABULAR_INPUTS if k in spec.inputs)
+            _, x, y = dataset_arrays(rdir, target, tab, fit_ids, tl.log_target)
+            obj.fit(tabular_matrix(x, tab), y)
+            mids, xt, yt = dataset_arrays(rdir, target, tab, test_ids, tl.log_target)
+            yp = obj.predict(tabular_matrix(xt, tab)).astype(np.float64)
             history, epochs_run, resumed = {}, 1, 0
         to_gpa = (lambda v: np.power(10.0, v)) if tl.log_target else (lambda v: v)
         y_true, y_pred = to_gpa(np.asarray(yt, np.float64)), to_gpa(np.asarray(yp, np.float64))
@@ -264,8 +265,14 @@ def density_skip(model: str, manifest: dict) -> str | None:
     return no_density_line(model, str(manifest.get("materials") or "?"))
 
 
-def run_repeats(settings: Settings, model: str) -> int:
-    """Repeats of one model: ``training.repeats`` for Keras models, 1 for scikit-learn."""
-    return settings.training.repeats if get_spec(model).is_keras else 1
+def run_repeats(settings: Settings, model: str, split: str | None = None) -> int:
+    """Repeats of one model: ``training.repeats`` for Keras models (``training.loeo_repeats``
+    on a ``loeo-*`` split when set), 1 for scikit-learn."""
+    if not get_spec(model).is_keras:
+        return 1
+    tl = settings.training
+    if split is not None and split_kind(split)[0] == "loeo" and tl.loeo_repeats is not None:
+        return tl.loeo_repeats
+    return tl.repeats
 
 

@@ -17,7 +17,9 @@ from ecdflow.cli.evaluate import evaluate
 from ecdflow.cli.pipeline import pipeline
 from ecdflow.cli.predict import predict
 from ecdflow.cli.preprocess import preprocess
+from ecdflow.cli.pretrained import pretrained
 from ecdflow.cli.registry import promote, register
+from ecdflow.cli.results import results
 from ecdflow.cli.train import train
 from ecdflow.cli.validate import validate
 
@@ -43,6 +45,8 @@ def cli(ctx: click.Context, params_file: str | None, profile: str | None) -> Non
 
 for _cmd in (data, preprocess, validate, train, evaluate, register, promote, predict, pipeline):
     cli.add_command(_cmd)
+cli.add_command(pretrained)
+cli.add_command(results)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from ecdflow.cli.common import settings
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--target", required=True, help="bulk, shear, K_VRH or G_VRH.")
 @click.option("--model-uri", default=None,
-              help="pyfunc URI (default: models:/<registered name>@champion).")
+              help="pyfunc URI (default: models:/<registered name>@champion when the "
+                   "registry has one, else the model shipped with ecdflow).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--allow-density-source-mismatch", is_flag=True,
@@ -31,19 +32,25 @@ def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: 
     Exit status: 0 when every input was predicted, 1 when any input failed (its error is also
     printed to stderr), 2 for a usage or configuration error (e.g. unknown model).
     """
-    from ecdflow.predict import predict_files
+    from ecdflow.predict import answered_by_line, predict_files
 
     df = predict_files(settings(ctx), list(files), target, model_uri,
                        allow_density_source_mismatch=allow_density_source_mismatch)
+    who = df.attrs.get("answered_by", {})
     if fmt == "json":
-        click.echo(json.dumps(df.to_dict(orient="records"), indent=1, allow_nan=False))
+        records = [{**r, "answered_by": {k: who.get(k, "") for k in
+                                         ("model", "version", "model_type")}}
+                   for r in df.to_dict(orient="records")]
+        click.echo(json.dumps(records, indent=1, allow_nan=False))
     elif fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
+        click.echo(answered_by_line(who), err=True)
     else:
         click.echo(df.to_string(index=False, na_rep="-",
                                 formatters={c: _fmt for c in ("prediction_gpa",
                                                               "uncertainty_gpa", "lower_gpa",
                                                               "upper_gpa", "coverage")}))
+        click.echo(answered_by_line(who))
     failed = [e for e in df["error"] if e]
     for e in failed:
         click.echo(f"error: {e}", err=True)

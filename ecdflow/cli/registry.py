@@ -18,14 +18,27 @@ def _targets(s, target: str | None) -> list[str]:
 @click.command("register")
 @click.option("--target", default=None, help=TARGET_HELP)
 @click.option("--pipeline-run-id", default=None, help="Pipeline run (default: latest).")
+@click.option("--pretrained", is_flag=True,
+              help="Import the models shipped with ecdflow (ecdflow/pretrained/) instead.")
 @click.pass_context
-def register(ctx: click.Context, target: str | None, pipeline_run_id: str | None) -> None:
+def register(ctx: click.Context, target: str | None, pipeline_run_id: str | None,
+             pretrained: bool) -> None:
     """Register the best CV model type of a pipeline run (its fold ensemble, with an
-    uncertainty) as a new version with alias 'challenger'."""
+    uncertainty) as a new version with alias 'challenger'; with --pretrained, the shipped
+    model of each target (its model card becomes the version's description)."""
     from ecdflow.evaluate import latest_pipeline_run_id
     from ecdflow.registry import register_best
 
     s = settings(ctx)
+    if pretrained:
+        from ecdflow.pretrained import TAG_PRETRAINED, import_to_registry
+
+        for t in _targets(s, target):
+            mv = import_to_registry(s, t)
+            click.echo(f"{mv.name} v{mv.version}: {mv.tags.get(TAG_PRETRAINED)} (shipped, CV "
+                       f"{s.registry.metric} {mv.tags.get(f'ecdflow.cv_{s.registry.metric}_gpa')}"
+                       " GPa) -> alias challenger")
+        return
     pid = pipeline_run_id or latest_pipeline_run_id(s)
     for t in _targets(s, target):
         mv = register_best(s, pid, t)

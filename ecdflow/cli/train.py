@@ -26,7 +26,7 @@ def train(ctx: click.Context, model: str, target: str, split: str, records_dir: 
     from ecdflow.train import run_repeats, train_one
 
     s = settings(ctx)
-    repeats = [repeat] if repeat is not None else list(range(run_repeats(s, model)))
+    repeats = [repeat] if repeat is not None else list(range(run_repeats(s, model, split)))
     for r in repeats:
         res = train_one(s, model, target, split, records_dir=records_dir,
                         parent_run_id=parent_run_id, pipeline_run_id=pipeline_run_id, repeat=r)

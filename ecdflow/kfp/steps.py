@@ -145,7 +145,7 @@ def step_train(profile: str, params_file: str, overrides: str, model: str, targe
     settings = task_settings(profile, params_file, overrides)
     results = [train_one(settings, model, target, split, records_dir=records_dir,
                          parent_run_id=parent_run_id, pipeline_run_id=pipeline_run_id,
-                         repeat=r) for r in range(run_repeats(settings, model))]
+                         repeat=r) for r in range(run_repeats(settings, model, split))]
     return json.dumps(results, sort_keys=True, default=str)
 
 

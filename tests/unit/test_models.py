@@ -30,7 +30,8 @@ def _stats(y: np.ndarray) -> InputStats:
 
 
 def test_registry_lists_the_paper_models_and_rejects_unknown():
-    assert list(MODELS) == ["rf_magpie", "cnn_magpie", "cnn3d", "cnn2d_se", "fusion"]
+    assert list(MODELS) == ["rf_magpie", "cnn_magpie", "cnn3d", "cnn2d_se", "fusion",
+                           "rf_magpie_volume"]
     assert MODELS["fusion"].requires == ("cnn_magpie", "cnn2d_se")
     assert not MODELS["rf_magpie"].is_keras
     with pytest.raises(EcdflowError, match="valid: rf_magpie"):

@@ -30,6 +30,11 @@ def test_the_wheel_compiles_the_pipeline_outside_the_checkout(tmp_path):
         zf.extractall(site)
     assert "ecdflow/params.yaml" in names and "ecdflow/kfp/components/gate.py" in names
     assert not any(n.startswith(("pipelines/", "components/", "tests/")) for n in names)
+    # the shipped pretrained models travel as package data (MLmodel, members, card)
+    shipped = {n for n in names if n.startswith("ecdflow/pretrained/ecdflow-")}
+    for part in ("MLmodel", "MODEL_CARD.md", "card.json", "artifacts/member_4.skops",
+                 "artifacts/calibration.json", "python_model.pkl"):
+        assert sum(n.endswith("/" + part) for n in shipped) == 2, part
     # the packaged params.yaml is the repository's (a file in the wheel, not a link)
     assert (site / "ecdflow" / "params.yaml").read_text() == (REPO_ROOT / "params.yaml").read_text()
     # a project folder with nothing but a small materials table at the default relative path

@@ -1,0 +1,42 @@
+"""CLI: `ecdflow pretrained list|build` (the models shipped with ecdflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ecdflow.cli.common import settings
+
+
+@click.group("pretrained")
+def pretrained() -> None:
+    """The pretrained models shipped with ecdflow (ecdflow/pretrained/<name>/)."""
+
+
+@pretrained.command("list")
+def list_cmd() -> None:
+    """Name, target, model type, CV RMSE/R2 and size of each shipped model."""
+    from ecdflow.pretrained import shipped
+
+    for s in shipped():
+        cv = s.card["cv"]
+        click.echo(f"{s.name}\t{s.target}\t{s.model_type}\tCV RMSE {cv['rmse_mean']:.1f} GPa"
+                   f"\tR2 {cv['r2_mean']:.3f}\t{s.card.get('size_bytes', 0) / 1e6:.2f} MB")
+
+
+@pretrained.command("build")
+@click.option("--table", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("data/fcc/materials.jsonl"), show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the model directories (default: ecdflow/pretrained/).")
+@click.pass_context
+def build_cmd(ctx: click.Context, table: Path, out: Path | None) -> None:
+    """Rebuild the shipped models: seeded 5-fold CV (the pipeline's folds, settings.seed),
+    fold ensembles saved in MLflow format, model cards and calibration data."""
+    from ecdflow.pretrained import PRETRAINED_DIR
+    from ecdflow.pretrained.build import build
+
+    for c in build(table, out or PRETRAINED_DIR, seed=settings(ctx).seed):
+        click.echo(f"{c['name']}: CV RMSE {c['cv']['rmse_mean']:.1f} GPa, "
+                   f"R2 {c['cv']['r2_mean']:.3f}, {c['size_bytes'] / 1e6:.2f} MB")

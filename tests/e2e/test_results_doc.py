@@ -1,0 +1,83 @@
+"""`ecdflow results`: docs/results/ from an MLflow store (tiny demo store), the paired
+statistics, and the plan page before any run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _demo_runs import demo_settings, make_pipeline_run  # noqa: E402
+
+
+@pytest.mark.parametrize("n", [0, 2, 4])
+def test_paired_refuses_fewer_than_five_folds(n):
+    from ecdflow.results_doc import paired
+
+    out = paired(np.arange(n) + 1.0, np.arange(n) + 2.0)
+    assert out["n"] == n and out["wilcoxon_p"] is None
+    assert out["verdict"] == f"not enough folds (n = {n} < 5)"
+
+
+def test_paired_on_five_folds_is_the_exact_wilcoxon():
+    from ecdflow.results_doc import paired
+
+    a = np.array([10.0, 11.0, 12.0, 13.0, 14.0])
+    out = paired(a, a + np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    # a lower on all 5 folds: exact two-sided signed-rank p = 2 / 2^5
+    assert out["wins"] == 5 and out["mean_diff"] == pytest.approx(-3.0)
+    assert out["wilcoxon_p"] == pytest.approx(2 / 32)
+    assert "n = 5" in out["verdict"] and "not significant" in out["verdict"]
+
+
+def test_claims_count_loeo_wins_and_pair_over_elements():
+    from ecdflow.results_doc import claims
+
+    rows = []
+    for i, el in enumerate(["A", "B", "C", "D", "E", "F"]):
+        for m, rmse in (("rf_magpie", 10.0 + i), ("cnn3d", 9.0 + i if i < 4 else 20.0)):
+            rows.append({"split_kind": "loeo", "target": "K_VRH", "model": m, "fold": el,
+                         "rmse": rmse, "r2": 0.5})
+    for k in (0, 1):  # two CV folds only: the paired test is refused
+        for m, rmse in (("rf_magpie", 10.0), ("cnn3d", 12.0), ("fusion", 9.0)):
+            rows.append({"split_kind": "cv", "target": "K_VRH", "model": m, "fold": str(k),
+                         "rmse": rmse + k, "r2": 0.5})
+    out = claims(pd.DataFrame(rows))
+    assert out["magpie"] == ["K_VRH: best Magpie model rf_magpie vs best ECD model cnn3d, "
+                             "per-fold CV RMSE: not enough folds (n = 2 < 5)"]
+    assert "K_VRH: fusion vs rf_magpie: not enough folds (n = 2 < 5)" in out["fusion"]
+    assert out["loeo"][0] == "K_VRH: an ECD model has the lowest RMSE on 4 of 6 held-out elements"
+    assert "n = 6" in out["loeo"][1]
+
+
+def test_results_page_from_the_demo_store(tmp_path):
+    from ecdflow.results_doc import PAPER_LABEL, write_results
+
+    s = demo_settings(tmp_path)
+    pid = make_pipeline_run(s)
+    readme = write_results(s, pid, tmp_path / "results")
+    text = readme.read_text()
+    assert f"pipeline run `{pid}`" in text and "MLflow parent run `" in text
+    assert "MLflow parent run `none`" not in text
+    assert f"K_VRH: {PAPER_LABEL}" in text and "0.943 / 18.721" in text
+    assert "## Table 3" in text and "### LOEO test sets" in text
+    assert "| target: source |" in text
+    # the demo run has no ECD or fusion model: those claims say so instead of a number
+    assert text.count("- not measured in this run") == 3
+    figs = list((tmp_path / "results" / "figures").glob("*.png"))
+    assert figs and all(f"figures/{f.name}" in text for f in figs)
+
+
+def test_planned_page_has_no_result_and_the_arithmetic(tmp_path):
+    from ecdflow.config import load_settings
+    from ecdflow.results_doc import write_planned
+
+    s = load_settings(profile="standard")
+    text = write_planned(s, tmp_path).read_text()
+    assert "planned, not yet run" in text and "No results table is published" in text
+    assert "## Table 2" not in text
+    assert "x 40 = " in text and "192 training tasks" in text
