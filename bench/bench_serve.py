@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import machine, write_results
+from bench import RESULTS, machine, write_results
 from ecdflow.config import REPO_ROOT
 
 BATCHES = (1, 16, 64, 256)
@@ -59,6 +59,10 @@ def settings_for(root: Path, profile: str, grid: int):
     """Settings whose stores live under ``root`` (sqlite MLflow, local artifacts)."""
     from ecdflow.config import load_settings
 
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which Settings prefers: drop it so
+    # each ensemble keeps its own store
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     over = {"paths": {"work_dir": str(root / "work"), "reports_dir": str(root / "reports")},
             "mlflow": {"tracking_uri": f"sqlite:///{root}/mlflow.db",
                        "artifact_root": str(root / "art")},
@@ -386,7 +390,7 @@ def run_ensemble(name: str, root: Path, pool_file: Path, a) -> dict:
     res: dict = {"members": cfg["members"], "grid": cfg["grid"], "model": "fusion",
                  "goals": GOALS[name], "load_before": os.getloadavg()}
     t0 = time.perf_counter()
-    pid = log_members(settings, cfg["members"], cfg["grid"])
+    pid = log_members(settings, cfg["members"], cfg["grid"], pid=f"bench-serve-{name}")
     res["build_s"] = round(time.perf_counter() - t0, 1)
     here = str(REPO_ROOT)
     spec = {"root": str(root), "ensemble": name, "pid": pid, "pool": str(pool_file),
@@ -415,7 +419,8 @@ def run_ensemble(name: str, root: Path, pool_file: Path, a) -> dict:
     finally:
         server.close()
     print(f"bench serve {name}: rest {res['rest']}", flush=True)
-    res["cli"] = time_cli(settings, uri, Pool(json.loads(pool_file.read_text())), root)
+    res["cli"] = time_cli(settings, uri, Pool(json.loads(pool_file.read_text())), root,
+                          n_single=a.cli_single)
     res["load_after"] = os.getloadavg()
     return res
 
@@ -432,6 +437,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="git ref whose ecdflow is also registered and timed (pyfunc)")
     p.add_argument("--batches", default=",".join(map(str, BATCHES)),
                    help="batch sizes, comma-separated (1 = the single-request run)")
+    p.add_argument("--cli-single", type=int, default=3, help="one-file CLI calls timed")
     p.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -456,7 +462,15 @@ def main(argv: list[str] | None = None) -> dict:
               "machine": machine()}
     for name in a.only or list(ENSEMBLES):
         result["ensembles"][name] = run_ensemble(name, work / name, pool_file, a)
+        result["ensembles"][name]["uptime_after"] = _uptime()
     result["uptime_after"] = _uptime()
+    old = RESULTS / "serve.json"
+    if a.only and old.exists():  # keep the other ensemble's figures (from their own run)
+        kept = json.loads(old.read_text()).get("ensembles", {})
+        result["ensembles"] = {**{k: v for k, v in kept.items() if k not in a.only},
+                               **result["ensembles"]}
+        result["ensembles"] = {k: result["ensembles"][k] for k in ENSEMBLES
+                               if k in result["ensembles"]}
     md = markdown(result)
     write_results("serve", result, md)
     print(md)
@@ -509,7 +523,8 @@ def markdown(res: dict) -> str:
                   if "throughput_per_s" in r["goals"] else "")
                + "; throughput must not fall as the batch grows. "
                f"Load (1/5/15 min) before {tuple(round(x, 1) for x in r['load_before'])}, "
-               f"after {tuple(round(x, 1) for x in r['load_after'])}.", "",
+               f"after {tuple(round(x, 1) for x in r['load_after'])} (`"
+               + r.get("uptime_after", "") + "`).", "",
                "| way | p50 ms | p95 ms | CPU ms (p50) | /s at 1 | /s at 16 | /s at 64 | "
                "/s at 256 | CPU ms per structure at 256 |", "|---|---|---|---|---|---|---|---|---|"]
         ways = [("pyfunc (in process)", r["pyfunc"]), ("REST (`mlflow models serve`)",
