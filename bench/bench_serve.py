@@ -515,7 +515,18 @@ def markdown(res: dict) -> str:
           "(a forward pass costs the same as a trained one), registered through "
           "`ecdflow.registry.register_best`, so the timed object is the real pyfunc. "
           "Reproduce: `python -m bench serve` (or `python -m bench.bench_serve --baseline "
-          "<ref>` to time an older ecdflow in the same run).", ""]
+          "<ref>` to time an older ecdflow in the same run).", "",
+          "What changed against the baseline (profiled with pyinstrument): the old path "
+          "standardised every structure with spglib twice (once to check it is Fm-3m, once "
+          "more for the density), and a spglib dataset call has a fixed cost larger than the "
+          "whole ECD; CIF text gives a rotated cell, so the spglib-free route never applied. "
+          "Now the cube is found once per row, spglib-free for any fcc cell (primitive or "
+          "conventional, any orientation). Each Keras member ran `model.predict`, which builds "
+          "a dataset and a loop per call; now all members run in one traced `tf.function` "
+          "(fixed input signature). What is left per structure: reading the CIF (pymatgen), "
+          "the cube check, the ECD, and the forward passes; at 60^3 the five members' forward "
+          "pass is the largest part and is compute-bound (the CPU per structure at 256 is its "
+          "floor plus one Python thread of input work).", ""]
     for name, r in res["ensembles"].items():
         md += [f"## {name}: {r['members']} members, {r['grid']}^3", "",
                f"Goals on 2 cores: single-structure p50 <= {r['goals']['p50_ms']:.0f} ms"

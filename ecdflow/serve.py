@@ -371,6 +371,8 @@ def _keras_runner(members: list):
                                     [-1]) for m in members])
 
     run.input_names = set(specs)
+    while len(_RUNNERS) >= 4:  # a process serves one ensemble; tests load a few
+        _RUNNERS.pop(next(iter(_RUNNERS)))
     _RUNNERS[key] = (list(members), run)
     return run
 
