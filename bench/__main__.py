@@ -13,7 +13,7 @@ import time
 
 from bench import RESULTS, machine
 
-MODULES = ["ecd", "records", "s3", "train", "beam", "e2e", "formulas"]
+MODULES = ["ecd", "records", "s3", "train", "beam", "e2e", "formulas", "serve"]
 
 
 def main(argv: list[str]) -> int:

@@ -62,29 +62,87 @@ class Parsed:
     ecd: np.ndarray | None = None
     error: str = ""
     composition: Any = None
+    cube: Any = None
+    """The conventional Fm-3m cube of ``structure`` (found once, while checking it)."""
 
 
 def _check_structure(structure) -> str:
     """Why a structure cannot be predicted ("" when it can)."""
+    return _check_and_cube(structure)[0]
+
+
+def _check_and_cube(structure) -> tuple[str, Any]:
+    """Why a structure cannot be predicted ("" when it can), and its conventional cube.
+
+    The cube is found once here (``ecdflow.density.conventional_cell``, on the same crystal
+    re-expressed by ``_cube_aligned`` when that applies, which spares spglib) and reused for
+    the density."""
     from pymatgen.core import Structure
 
     if not isinstance(structure, Structure) or len(structure) == 0:
-        return "not a crystal structure"
+        return "not a crystal structure", None
     if not structure.is_ordered:
-        return "disordered structure (partial occupancies) not supported"
+        return "disordered structure (partial occupancies) not supported", None
     reason = _check_elements(structure.composition)
     if reason:
-        return reason
+        return reason, None
     if structure.volume <= 0 or structure.density > 30:
-        return "not a physical crystal (volume/density)"
+        return "not a physical crystal (volume/density)", None
     try:
         from ecdflow.density import conventional_cell
 
-        conventional_cell(structure)
+        cube = conventional_cell(_cube_aligned(structure) or structure)
     except Exception as exc:  # noqa: BLE001 - InputError or a symmetry failure
         lines = str(getattr(exc, "what", None) or exc).splitlines()
-        return f"not a Fm-3m crystal (the models cover Fm-3m only): {(lines or [''])[0][:160]}"
-    return ""
+        return (f"not a Fm-3m crystal (the models cover Fm-3m only): {(lines or [''])[0][:160]}",
+                None)
+    return "", cube
+
+
+_FCC_PRIMITIVE = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]) / 2.0
+"""Rows: the primitive fcc vectors in units of the cube edge a (the committed table's cells)."""
+_FCC_GRAM = np.array([[1.0, 0.5, 0.5], [0.5, 1.0, 0.5], [0.5, 0.5, 1.0]])
+"""Their Gram matrix over the squared length (a^2 / 2): equal lengths, 60 degree angles."""
+
+
+def _cube_aligned(structure, tol: float = 1e-6):
+    """The same crystal as a cube-aligned primitive fcc cell (``a/2 [[0,1,1],[1,0,1],[1,1,0]]``
+    rows), or None when the cell is neither such a cell nor a cube in another orientation.
+
+    Only the metric (Gram matrix) of the cell is read, so the crystal's fractional
+    coordinates are kept: a rotated (or mirrored) primitive cell, as a CIF round trip gives,
+    keeps its fractional coordinates; a conventional cube (any orientation) keeps one atom of
+    each fcc-translation quartet (None unless every atom has its 4 partners). The result
+    feeds ``conventional_cell``, whose spglib-free route takes exactly this setting; that
+    route still verifies the full m-3m symmetry and else falls back to spglib, so nothing is
+    assumed here but the lattice. A mirror image is the same crystal (m-3m holds inversion).
+    """
+    from pymatgen.core import Lattice, Structure
+
+    lat = structure.lattice.matrix
+    gram = lat @ lat.T
+    d = float(gram[0, 0])
+    if d <= 0:
+        return None
+    g = gram / d
+    frac = structure.frac_coords
+    species = [site.specie for site in structure]
+    if np.allclose(g, _FCC_GRAM, atol=tol):
+        a = float(np.sqrt(2.0 * d))
+    elif np.allclose(g, np.eye(3), atol=tol) and len(structure) % 4 == 0:
+        a = float(np.sqrt(d))
+        f = np.mod(frac @ np.linalg.inv(_FCC_PRIMITIVE), 1.0)  # cube -> primitive fractional
+        diff = f[:, None, :] - f[None, :, :]
+        diff -= np.round(diff)
+        z = np.array([sp.Z for sp in species])
+        same = np.all(np.abs(diff) < 1e-5, axis=2) & (z[:, None] == z[None, :])
+        if not np.all(same.sum(axis=1) == 4):
+            return None
+        keep = [i for i in range(len(f)) if not same[i, :i].any()]
+        frac, species = f[keep], [species[i] for i in keep]
+    else:
+        return None
+    return Structure(Lattice(a * _FCC_PRIMITIVE), species, frac)
 
 
 def _check_elements(composition) -> str:
@@ -139,7 +197,7 @@ def parse_input(text: Any, fmt: str | None, grid: int, needs_ecd: bool,
         reason = _check_elements(item.composition)
         return (Parsed(error=f"{where}: {reason}", composition=item.composition) if reason
                 else Parsed(composition=item.composition))
-    reason = _check_structure(item.structure)
+    reason, cube = _check_and_cube(item.structure)
     if reason:
         return Parsed(error=f"{where}: {reason}", composition=item.composition)
     ecd = None
@@ -147,13 +205,20 @@ def parse_input(text: Any, fmt: str | None, grid: int, needs_ecd: bool,
         from ecdflow.chgcar import to_model_grid
 
         ecd = np.asarray(to_model_grid(item.structure, item.rho, grid), dtype=np.float32)
-    return Parsed(structure=item.structure, ecd=ecd, composition=item.composition)
+    return Parsed(structure=item.structure, ecd=ecd, composition=item.composition, cube=cube)
 
 
-def _procrystal(structure, grid: int, smearing_A: float) -> np.ndarray:
-    from ecdflow.density import procrystal_density
+def _procrystal(structure, grid: int, smearing_A: float, cube=None) -> np.ndarray:
+    """``procrystal_density(structure)`` (e/Å^3, (N, N, N)); with ``cube`` (its conventional
+    cell, already found by ``_check_and_cube``) the same density without standardising again:
+    the density on that cube, as ``procrystal_density`` computes it."""
+    from ecdflow.density import density_on_cube, procrystal_density
 
-    return np.asarray(procrystal_density(structure, grid=grid, smearing_A=smearing_A), np.float32)
+    if cube is None:
+        return np.asarray(procrystal_density(structure, grid=grid, smearing_A=smearing_A),
+                          np.float32)
+    return np.asarray(density_on_cube([site.specie.symbol for site in cube], cube.frac_coords,
+                                      cube.lattice.a, grid, smearing_A), np.float32)
 
 
 def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int, smearing_A: float,
@@ -177,7 +242,8 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int, smearing_A:
             if errors[i]:
                 continue
             try:
-                e = p.ecd if p.ecd is not None else _procrystal(p.structure, grid, smearing_A)
+                e = (p.ecd if p.ecd is not None
+                     else _procrystal(p.structure, grid, smearing_A, p.cube))
                 if not np.all(np.isfinite(e)):
                     raise ValueError("non-finite density values")
                 ecd[i] = e
@@ -215,8 +281,9 @@ def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int, smearing_A:
     if INPUT_VOLUME in inputs:
         out[INPUT_VOLUME] = np.asarray([[vol[i]] for i in good], np.float32).reshape(-1, 1)
     if "ecd" in inputs:
-        out["ecd"] = (np.stack([ecd[i] for i in good])[..., None].astype(np.float32) if good
-                      else np.zeros((0, grid, grid, grid, 1), np.float32))
+        out["ecd"] = np.empty((len(good), grid, grid, grid, 1), np.float32)
+        for k, i in enumerate(good):  # one copy into the batch, no intermediate stack
+            out["ecd"][k, ..., 0] = ecd[i]
     if "magpie" in inputs:
         out["magpie"] = (np.stack([mag[i] for i in good]) if good
                          else np.zeros((0, MAGPIE_LEN), np.float32))
@@ -384,6 +451,76 @@ def member_predict(member, x: dict[str, np.ndarray]) -> np.ndarray:
                       ).reshape(-1)
 
 
+CHUNK = 64
+"""Rows per Keras call: bounds the activations' memory (a 60^3 batch of 64 is 55 MB of input)."""
+
+
+def _is_keras(member) -> bool:
+    return hasattr(member, "inputs") and not hasattr(member, "get_params")
+
+
+def ensemble_predict(members: list, x: dict[str, np.ndarray]) -> np.ndarray:
+    """Every fold model's predictions (training-target space), shape (members, n).
+
+    The Keras members run together in one ``tf.function`` per ensemble (fixed input
+    signature, batch dimension free, so it is traced once) on chunks of ``CHUNK`` rows:
+    ``model.predict`` builds a dataset and a loop on every call, which cost more than the
+    forward pass itself for a few structures. Same layers, same weights, inference mode:
+    the numbers are ``member_predict``'s within float32 rounding. Other members (scikit-learn)
+    go through ``member_predict``.
+    """
+    n = len(next(iter(x.values())))
+    out = np.empty((len(members), n), np.float32)
+    keras_idx = [i for i, m in enumerate(members) if _is_keras(m)]
+    if keras_idx and n:
+        run = _keras_runner([members[i] for i in keras_idx])
+        for lo in range(0, n, CHUNK):
+            chunk = {k: v[lo:lo + CHUNK] for k, v in x.items() if k in run.input_names}
+            out[keras_idx, lo:lo + CHUNK] = run(chunk).numpy()
+    for i, m in enumerate(members):
+        if i not in keras_idx:
+            out[i] = member_predict(m, x)
+    return out
+
+
+_RUNNERS: dict[tuple[int, ...], tuple[list, Any]] = {}
+
+
+def _keras_runner(members: list):
+    """The traced forward pass of ``members`` (cached per ensemble): feed dict -> (m, n)."""
+    key = tuple(id(m) for m in members)
+    hit = _RUNNERS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], members, strict=True)):
+        return hit[1]
+    import tensorflow as tf
+
+    specs: dict[str, Any] = {}
+    for m in members:
+        for t in m.inputs:
+            specs[getattr(t, "name", "").split(":")[0]] = tf.TensorSpec(
+                (None, *tuple(t.shape)[1:]), tf.float32)
+
+    def feed_of(m, feed: dict) -> Any:
+        struct = m.input  # as the model was built: a dict, a list or one tensor
+        if isinstance(struct, dict):
+            return {k: feed[getattr(t, "name", k).split(":")[0]] for k, t in struct.items()}
+        names = [getattr(t, "name", "").split(":")[0] for t in m.inputs]
+        if isinstance(struct, list | tuple):
+            return [feed[k] for k in names]
+        return feed[names[0]]
+
+    @tf.function(input_signature=[specs], reduce_retracing=True)
+    def run(feed):
+        return tf.stack([tf.reshape(tf.cast(m(feed_of(m, feed), training=False), tf.float32),
+                                    [-1]) for m in members])
+
+    run.input_names = set(specs)
+    while len(_RUNNERS) >= 4:  # a process serves one ensemble; tests load a few
+        _RUNNERS.pop(next(iter(_RUNNERS)))
+    _RUNNERS[key] = (list(members), run)
+    return run
+
+
 def _column(model_input: pd.DataFrame, name: str) -> list:
     if name not in model_input.columns:
         return [None] * len(model_input)
@@ -419,8 +556,9 @@ def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame,
         from ecdflow.symmetry import tta_predict  # averaged over the manifest's "tta" set
 
         tta = manifest.get("tta", "none") if "ecd" in inputs else "none"
-        ys = np.stack([tta_predict(lambda f, m=m: member_predict(m, f), x, tta)
-                       for m in members])  # (members, n_good)
+        # every member in one traced call per operation; (members, n_good) back from the ravel
+        ys = tta_predict(lambda f: ensemble_predict(members, f).reshape(-1), x,
+                         tta).reshape(len(members), -1)
         if manifest.get("log_target"):
             ys = np.power(10.0, ys)
         mean = ys.mean(axis=0)
