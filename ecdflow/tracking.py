@@ -162,3 +162,72 @@ def find_train_run(settings: Settings, pipeline_run_id: str, key: RunKey,
     found = mlflow.MlflowClient().search_runs([exp_id], filter_string=flt, max_results=1,
                                               order_by=["attributes.start_time DESC"])
     return found[0] if found else None
+
+
+TAG_FAILED_TASK = "ecdflow.failed_task"  # the pipeline task that failed (parent runs)
+TAG_NOTE = "mlflow.note.content"  # the run's Markdown description in the MLflow UI
+CV_FILTER = "tags.\"ecdflow.split_kind\" = 'cv'"
+"""Run-list search filter of the CV training runs (docs/registry.md: "Comparing runs")."""
+RESULTS_LEGEND = ("Cells: R2 / RMSE (GPa) on the held-out materials, mean over folds and "
+                  "repeats (CV) or repeats (LOEO).")
+
+
+def split_label(split: str) -> str:
+    """Human name of a split: ``cv-1`` -> ``cv-fold-1``, ``loeo-Cs`` unchanged."""
+    kind, _, fold = split.partition("-")
+    return f"cv-fold-{fold}" if kind == "cv" else split
+
+
+def run_label(key: RunKey) -> str:
+    """MLflow run name of a training run, e.g. ``cnn3d · K_VRH · cv-fold-0 · r0`` (the run list
+    sorts and reads by model, target, split, repeat; the tags carry the same fields)."""
+    return f"{key.model} · {key.target} · {split_label(key.split)} · r{key.repeat}"
+
+
+def parent_note(pipeline_run_id: str, tables: dict[str, str], report: str | None = None,
+                failed_task: str | None = None) -> str:
+    """The parent run's Markdown description: status line, results tables with their legend,
+    the report path and how to compare the child runs."""
+    titles = {"table2_cv": "Cross-validation (Table 2 layout)",
+              "table3_loeo": "Leave-one-element-out (Table 3 layout)"}
+    lines = [f"# ecd-elastic pipeline run `{pipeline_run_id}`", ""]
+    if failed_task:
+        lines += [f"**FAILED** in task `{failed_task}`; the tables hold the runs that finished.",
+                  ""]
+    for name, md in tables.items():
+        lines += [f"## {titles.get(name, name)}", "", md.rstrip(), ""]
+    if tables:
+        lines += [RESULTS_LEGEND, ""]
+    else:
+        lines += ["No finished training runs.", ""]
+    if report:
+        lines += [f"Report: `{report}` (also under this run's artifacts, `evaluation/`).", ""]
+    lines += ["Compare the training runs: open the experiment's run list and search "
+              f"`{CV_FILTER}` (or `tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}'`), "
+              "select the runs, *Compare*; per model/target CV means are this run's metrics "
+              "`cv_<target>_<model>_{r2,rmse_gpa,mae_gpa}`."]
+    return "\n".join(lines) + "\n"
+
+
+def finish_parent_run(settings: Settings, pipeline_run_id: str, tables: dict[str, str],
+                      failed_task: str | None = None, report: str | None = None) -> str | None:
+    """End the parent run of a pipeline run: write its Markdown description (``tables`` from
+    ``ecdflow.results.format_tables``, legend, report path), tag the failing task, and mark it
+    ``FINISHED`` (or ``FAILED`` when ``failed_task`` is given) with an end time, so the MLflow
+    UI shows a status and a duration.
+    Returns the parent run id (None when the pipeline run has no parent run).
+
+    Idempotent: a run already ended keeps its end time but gets the new description.
+    """
+    import mlflow
+
+    parent = find_parent_run(settings, pipeline_run_id)
+    if parent is None:
+        return None
+    client = mlflow.MlflowClient()
+    client.set_tag(parent, TAG_NOTE, parent_note(pipeline_run_id, tables, report, failed_task))
+    if failed_task:
+        client.set_tag(parent, TAG_FAILED_TASK, failed_task)
+    if client.get_run(parent).info.status in ("RUNNING", "SCHEDULED"):
+        client.set_terminated(parent, "FAILED" if failed_task else "FINISHED")
+    return parent
