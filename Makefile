@@ -71,3 +71,12 @@ clean: ## Remove the work dir (MLflow store, records, reports); keeps the venvs
 	rm -rf .ecdflow
 
 .PHONY: help setup run test lint ui compile images k8s-validate bench labels clean
+
+TARGET ?= K_VRH
+serve: setup ## Serve the TARGET (K_VRH) champion over REST on http://127.0.0.1:5001 (README: request)
+	$(BIN)/ecdflow serve --target $(TARGET)
+
+screenshots: setup browser ## Headless-Chromium PNGs of the MLflow UI and report -> .ecdflow/screenshots/
+	$(BIN)/python -m ecdflow.screenshots
+
+.PHONY: serve screenshots

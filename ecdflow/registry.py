@@ -242,9 +242,9 @@ def model_card(target: str, model: str, tags: dict[str, str], folds: list[str], 
     (GPa, mean over folds and repeats), interval coverage, intended use and limits.
 
     ``cv`` / ``baseline``: rows with ``rmse``, ``mae`` (GPa) and ``r2``."""
-    def m(row: Any) -> str:
-        return (f"RMSE {_fmt(row['rmse'])} {TARGET_UNIT}, MAE {_fmt(row['mae'])} {TARGET_UNIT}, "
-                f"R2 {_fmt(row['r2'])}")
+    def m(row: Any) -> str:  # GPa to 0.1, R2 to 0.001 (the tags keep 6 digits)
+        return (f"RMSE {float(row['rmse']):.1f} {TARGET_UNIT}, MAE {float(row['mae']):.1f} "
+                f"{TARGET_UNIT}, R2 {float(row['r2']):.3f}")
 
     label = TARGET_LABELS.get(target, target)
     lines = [

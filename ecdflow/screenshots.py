@@ -22,7 +22,8 @@ from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError
 from ecdflow.testing import free_port, offline_browser, visit
 
-PAGES = ("mlflow-run-list", "mlflow-parent-run", "mlflow-model-version", "report")
+PAGES = ("mlflow-run-list", "mlflow-cv-runs", "mlflow-parent-run", "mlflow-model-version",
+         "report")
 """The PNG names (``<name>.png``) written by :func:`take_screenshots`."""
 
 
@@ -104,12 +105,18 @@ def take_screenshots(settings: Settings, out_dir: str | Path,
     mine.sort(key=lambda v: int(v.creation_timestamp or 0))
     out: dict[str, Path] = {}
     with mlflow_ui(settings, out_dir / "mlflow-server.log") as url, \
-            offline_browser(width=1440, height=1000) as ctx:
+            offline_browser(width=1600, height=1400) as ctx:
+        # the UI's assistant panel opens itself on localhost and hides half the page
+        ctx.add_init_script("localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1',"
+                            " 'true'); localStorage.setItem('mlflow.assistant.panelOpen_v1',"
+                            " 'false');")
         # (page URL, a text that shows the page has rendered): the UI polls, never "idle"
         run_name = parent.info.run_name or f"pipeline-{pid}"
-        pages = {"mlflow-run-list": (f"{url}/#/experiments/{exp_id}/runs", run_name),
+        pages = {"mlflow-run-list": (tracking.ui_url(url, exp_id, None), run_name),
+                 "mlflow-cv-runs": (tracking.ui_url(url, exp_id), "cv-fold-0"),
                  "mlflow-parent-run": (f"{url}/#/experiments/{exp_id}/runs/"
-                                       f"{parent.info.run_id}", run_name)}
+                                       f"{parent.info.run_id}?{tracking.UI_WORKFLOW}",
+                                       run_name)}
         if mine:
             v = mine[-1]
             pages["mlflow-model-version"] = (f"{url}/#/models/{v.name}/versions/{v.version}",
@@ -122,6 +129,10 @@ def take_screenshots(settings: Settings, out_dir: str | Path,
             except Exception:  # noqa: BLE001 - the picture shows what did render
                 pass
             page.wait_for_timeout(settle_s * 1000)  # charts and tables settle
+            more = page.get_by_text("Show more", exact=True)
+            if more.count():  # the parent run's description, in full
+                more.first.click()
+                page.wait_for_timeout(500)
             out_dir.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out_dir / f"{name}.png"), full_page=True)
             (out_dir / f"{name}.txt").write_text(page.inner_text("body"))

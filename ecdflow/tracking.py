@@ -65,11 +65,47 @@ def configure(settings: Settings) -> str:
         exp_id = client.create_experiment(
             settings.mlflow.experiment,
             artifact_location=f"{settings.artifact_root}/{settings.mlflow.experiment}",
+            tags=experiment_ui_tags(),
         )
     else:
         exp_id = exp.experiment_id
+        for k, v in experiment_ui_tags().items():
+            if exp.tags.get(k) != v:
+                client.set_experiment_tag(exp_id, k, v)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # the UI opens the "Model training" workflow
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."  # the UI's shared run-list views (JSON)
+VIEW_CV = "ecdflow-cv-runs"
+"""Shared view of the CV training runs: ``#/experiments/<id>/runs?viewStateShareKey=...``."""
+
+
+def experiment_ui_tags() -> dict[str, str]:
+    """Experiment tags for the MLflow UI (3.x): a model-training experiment, and a shared run-list
+    view ``VIEW_CV`` listing the CV training runs flat with their test metrics and the model,
+    target and split tags as columns (the compare view takes the ticked runs)."""
+    import json
+
+    cols = [f"metrics.`{m}`" for m in (METRIC_RMSE, METRIC_MAE, METRIC_R2)]
+    cols += [f"tags.`{t}`" for t in (TAG_MODEL, TAG_TARGET, TAG_SPLIT, TAG_REPEAT)]
+    view = {"searchFilter": CV_FILTER, "orderByKey": f"metrics.`{METRIC_RMSE}`",
+            "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
+            "datasetsFilter": [], "modelVersionFilter": "All Runs", "selectedColumns": cols,
+            "runsExpanded": {}, "runsPinned": [], "runsHidden": [], "groupBy": None}
+    return {EXPERIMENT_KIND_TAG: "custom_model_development",
+            SHARED_VIEW_PREFIX + VIEW_CV: json.dumps(view)}
+
+
+UI_WORKFLOW = "workflowType=machine_learning"  # URL query: the UI's "Model training" side
+
+
+def ui_url(base: str, experiment_id: str, view: str | None = VIEW_CV) -> str:
+    """Link to the experiment's run list in the MLflow UI at ``base`` (``view``: a shared view
+    of :func:`experiment_ui_tags`, None for the plain list)."""
+    q = f"&viewStateShareKey={view}" if view else ""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_WORKFLOW}{q}"
 
 
 def base_tags(settings: Settings, pipeline_run_id: str | None) -> dict[str, str]:
@@ -190,19 +226,20 @@ def parent_note(pipeline_run_id: str, tables: dict[str, str], report: str | None
     the report path and how to compare the child runs."""
     titles = {"table2_cv": "Cross-validation (Table 2 layout)",
               "table3_loeo": "Leave-one-element-out (Table 3 layout)"}
-    lines = [f"# ecd-elastic pipeline run `{pipeline_run_id}`", ""]
+    lines = []
     if failed_task:
         lines += [f"**FAILED** in task `{failed_task}`; the tables hold the runs that finished.",
                   ""]
     for name, md in tables.items():
-        lines += [f"## {titles.get(name, name)}", "", md.rstrip(), ""]
+        lines += [f"**{titles.get(name, name)}**", "", md.rstrip(), ""]
     if tables:
         lines += [RESULTS_LEGEND, ""]
     else:
         lines += ["No finished training runs.", ""]
     if report:
         lines += [f"Report: `{report}` (also under this run's artifacts, `evaluation/`).", ""]
-    lines += ["Compare the training runs: open the experiment's run list and search "
+    lines += [f"Pipeline run `{pipeline_run_id}`. Compare the training runs: open the "
+              f"experiment's shared view `{VIEW_CV}` (`?viewStateShareKey={VIEW_CV}`) or search "
               f"`{CV_FILTER}` (or `tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}'`), "
               "select the runs, *Compare*; per model/target CV means are this run's metrics "
               "`cv_<target>_<model>_{r2,rmse_gpa,mae_gpa}`."]

@@ -66,7 +66,7 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -
     what to do next."""
     from ecdflow.kfp.runners import registered_versions, run_local
     from ecdflow.results import format_tables, results_table
-    from ecdflow.tracking import CV_FILTER, RESULTS_LEGEND
+    from ecdflow.tracking import CV_FILTER, RESULTS_LEGEND, configure, ui_url
 
     args = _arguments(params)
     overrides: dict = {"pipeline": {"caching": False}} if no_cache else {}
@@ -93,8 +93,10 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool) -
     for what, path in out["published"].items():
         click.echo(f"{what}: {path}")
     click.echo(f"report: {report}")
-    click.echo(f"MLflow UI: `make ui`, then http://127.0.0.1:5000, experiment "
-               f"'{s.mlflow.experiment}' (compare CV runs: search {CV_FILTER})")
+    exp_id = configure(s)
+    click.echo(f"MLflow UI: `make ui`, then {ui_url('http://127.0.0.1:5000', exp_id, None)} "
+               f"(CV runs side by side: {ui_url('http://127.0.0.1:5000', exp_id)}, or search "
+               f"{CV_FILTER})")
     targets = " / ".join(s.targets)
     click.echo(f"next: .venv/bin/ecdflow promote --target {s.targets[0]}   (through the gate; "
                f"targets: {targets}), then .venv/bin/ecdflow serve --target {s.targets[0]}")

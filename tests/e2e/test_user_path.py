@@ -80,8 +80,8 @@ def test_registered_version_carries_its_model_card(demo):
     card = mv.description
     assert card.startswith(f"# K_VRH (bulk modulus, GPa) — {mv.tags['ecdflow.model']}")
     assert f"Data version: `{DATA_VERSION}`" in card and f"Pipeline run: `{pid}`" in card
-    assert f"RMSE {mv.tags['ecdflow.cv_rmse_gpa']} GPa" in card
-    assert f"RMSE {mv.tags['ecdflow.baseline_cv_rmse_gpa']} GPa" in card
+    assert f"RMSE {float(mv.tags['ecdflow.cv_rmse_gpa']):.1f} GPa" in card
+    assert f"RMSE {float(mv.tags['ecdflow.baseline_cv_rmse_gpa']):.1f} GPa" in card
     assert "(cv-0, cv-1)" in card and COVERAGE_PLACEHOLDER in card
     assert "## Intended use" in card and "## Limits" in card
     assert mv.tags["ecdflow.profile"] == "quick" and mv.tags["ecdflow.grid"] == "8"
@@ -177,7 +177,10 @@ def test_screenshots_of_mlflow_and_the_report(demo):
         assert path.stat().st_size > 20_000  # a rendered page, not a blank one
     run_list = (out / "mlflow-run-list.txt").read_text()
     assert f"pipeline-{pid}" in run_list
+    cv_runs = (out / "mlflow-cv-runs.txt").read_text()  # the shared view: flat, with metrics
+    assert "cnn_magpie · K_VRH · cv-fold-0 · r0" in cv_runs and "loeo" not in cv_runs
+    assert "test_rmse_gpa" in cv_runs
     parent = (out / "mlflow-parent-run.txt").read_text()
-    assert "Cross-validation" in parent and "Finished" in parent
+    assert "Cross-validation" in parent and "Finished" in parent and "Evaluations" not in parent
     version = (out / "mlflow-model-version.txt").read_text()
     assert f"Version {mv.version}" in version and "Intended use" in version
