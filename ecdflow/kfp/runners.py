@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -74,7 +75,8 @@ class TaskLog(io.TextIOBase):
 
     def __init__(self, echo: Callable[..., None], n_tasks: int, labels: dict[str, str],
                  log_file: Path, verbose: bool = False, tail: int = 40):
-        self.echo, self.n_tasks, self.labels, self.verbose = echo, n_tasks, labels, verbose
+        self.n_tasks, self.labels, self.verbose = n_tasks, labels, verbose
+        self._echo, self.term = echo, sys.stdout  # the terminal, before kfp.local's redirect
         self.log = open(log_file, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.buf = ""
         self.index = 0
@@ -82,6 +84,12 @@ class TaskLog(io.TextIOBase):
         self.failed: str | None = None
         self.t0 = time.perf_counter()
         self.lines: collections.deque[str] = collections.deque(maxlen=tail)
+
+    def echo(self, msg: str = "", nl: bool = True) -> None:
+        """``echo`` with ``sys.stdout`` put back: a click-like echo writes to the
+        ``sys.stdout`` of the moment, which is this stream while kfp.local runs."""
+        with contextlib.redirect_stdout(self.term):
+            self._echo(msg, nl=nl)
 
     def writable(self) -> bool:
         return True

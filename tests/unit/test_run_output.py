@@ -125,3 +125,15 @@ def test_experiment_view_lists_cv_runs_with_metric_columns():
     assert view["searchFilter"] == tracking.CV_FILTER
     assert f"metrics.`{tracking.METRIC_RMSE}`" in view["selectedColumns"]
     assert tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+
+def test_click_echo_reaches_the_terminal_while_kfp_redirects_stdout(tmp_path, capsys):
+    import contextlib
+
+    import click
+
+    stream = TaskLog(click.echo, 1, LABELS, tmp_path / "run.log")
+    with contextlib.redirect_stdout(stream):  # what run_local does around kfp.local
+        print(_kfp_task("start"), end="")
+    stream.close()
+    assert re.fullmatch(r"\[1/1\] start \.\.\. done \d+ s\n", capsys.readouterr().out)
