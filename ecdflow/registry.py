@@ -44,6 +44,9 @@ from ecdflow.log import get_logger
 from ecdflow.schema import (
     BASELINE_MODEL,
     GRID_PARAM,
+    INPUT_ECD,
+    INPUT_MAGPIE,
+    INPUTS,
     TARGET_ALIASES,
     TARGET_LABELS,
     TARGET_UNIT,
@@ -224,7 +227,7 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
         client.set_model_version_tag(name, mv.version, k, v)
     folds = sorted({r.data.tags.get(tracking.TAG_SPLIT, "") for r in runs})
     card = model_card(target, best, vtags, folds, len(runs), manifest[GRID_PARAM],
-                      row, None if base.empty else base.iloc[0])
+                      row, None if base.empty else base.iloc[0], manifest["inputs"])
     client.update_model_version(name, mv.version, description=card)
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
     return client.get_model_version(name, mv.version)
@@ -236,23 +239,27 @@ COVERAGE_PLACEHOLDER = ("- Interval coverage: not measured yet (the uncertainty 
 
 
 def model_card(target: str, model: str, tags: dict[str, str], folds: list[str], n_members: int,
-               grid: int, cv: Any, baseline: Any | None) -> str:
+               grid: int, cv: Any, baseline: Any | None,
+               inputs: list[str] | tuple[str, ...] = INPUTS) -> str:
     """The Markdown description of a registered version (MLflow shows it on the version page):
     what it predicts, data version, protocol, CV metrics beside the RF+Magpie baseline
     (GPa, mean over folds and repeats), interval coverage, intended use and limits.
 
-    ``cv`` / ``baseline``: rows with ``rmse``, ``mae`` (GPa) and ``r2``."""
+    ``cv`` / ``baseline``: rows with ``rmse``, ``mae`` (GPa) and ``r2``; ``inputs``: the
+    model's inputs (``ecd``, ``magpie``)."""
     def m(row: Any) -> str:  # GPa to 0.1, R2 to 0.001 (the tags keep 6 digits)
         return (f"RMSE {float(row['rmse']):.1f} {TARGET_UNIT}, MAE {float(row['mae']):.1f} "
                 f"{TARGET_UNIT}, R2 {float(row['r2']):.3f}")
 
     label = TARGET_LABELS.get(target, target)
+    described = {INPUT_ECD: "its 3D electronic charge density (procrystal ECD, or a VASP CHGCAR "
+                            f"resampled, on a {grid}^3 grid)",
+                 INPUT_MAGPIE: "the Magpie features of its composition"}
     lines = [
         f"# {target} ({label}, {TARGET_UNIT}) — {model} fold ensemble", "",
         f"Predicts the Voigt-Reuss-Hill {label} {target} in {TARGET_UNIT} of an Fm-3m crystal "
-        "from its 3D electronic charge density (procrystal ECD, or a VASP CHGCAR resampled) and "
-        "Magpie features; the prediction is the mean of the members, the uncertainty their "
-        "standard deviation.", "",
+        f"from {' and '.join(described[i] for i in inputs)}; the prediction is the mean of "
+        "the members, the uncertainty their standard deviation.", "",
         "## Data and protocol", "",
         f"- Data version: `{tags.get(tracking.TAG_DATA_VERSION, '?')}`",
         f"- Pipeline run: `{tags.get(tracking.TAG_PIPELINE_RUN, '?')}`, profile "
