@@ -118,3 +118,32 @@ def test_a_failing_validation_stops_the_run_before_training(tiny):
         filter_string="tags.\"ecdflow.role\" = 'parent'")
     assert parent.info.status == "FAILED" and parent.info.end_time
     assert parent.data.tags["ecdflow.failed_task"] == "validate"
+
+
+def test_run_local_cli_prints_progress_results_and_next_steps(tiny):
+    """`ecdflow pipeline run-local` at default verbosity: one line per task, no third-party
+    output, then the results with their legend, the report, the UI and the promote command."""
+    import re
+
+    from click.testing import CliRunner
+
+    from ecdflow.cli import cli
+    from ecdflow.tracking import RESULTS_LEGEND
+
+    pfile, settings = tiny
+    res = CliRunner().invoke(cli, ["--params", str(pfile), "--profile", "tiny", "pipeline",
+                                   "run-local"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    progress = [ln for ln in lines if re.match(r"\[\d+/9\] ", ln)]
+    assert [p.split(" ... ")[0] for p in progress][:4] == [
+        "[1/9] start", "[2/9] preprocess", "[3/9] validate",
+        "[4/9] train rf_magpie K_VRH cv-fold-0"]
+    assert all(re.search(r" \.\.\. done \d+ s$", p) for p in progress) and len(progress) == 9
+    out = res.output
+    for noise in ("executor_input", "Unable to register", "Deprecat", "Executing task"):
+        assert noise not in out
+    assert RESULTS_LEGEND in out and "| K_VRH |" in out
+    assert "report: " in out and "make ui" in out and "ecdflow promote --target K_VRH" in out
+    assert len(lines) < 60
+    print(res.output)
