@@ -166,8 +166,9 @@ def publish_latest(settings: Settings, run_dir: Path) -> dict[str, Path]:
     validation output (Data Docs + ``summary.json``) to ``paths.validation_dir``: the stable
     places README names. Returns what was written (missing outputs are skipped)."""
     out = {}
-    for src, rel in ((run_dir / "preprocess" / "records", settings.paths.records_dir),
-                     (run_dir / "validate" / "data_docs", settings.paths.validation_dir)):
+    for what, src, rel in (
+            ("records", run_dir / "preprocess" / "records", settings.paths.records_dir),
+            ("validation", run_dir / "validate" / "data_docs", settings.paths.validation_dir)):
         if not src.is_dir() or is_remote(rel):
             continue
         dest = settings.path(rel)
@@ -176,7 +177,7 @@ def publish_latest(settings: Settings, run_dir: Path) -> dict[str, Path]:
         elif dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(src, dest)
-        out[src.name] = dest
+        out[what] = dest
     return out
 
 
