@@ -101,3 +101,12 @@ apt-images: ## Debian packages `make images` needs without Docker (podman, runc,
 	@$(call apt_install,$(APT_IMAGE_PKGS))
 
 .PHONY: help setup run test lint ui compile images k8s-validate bench labels clean apt-deps apt-images images-gpu run-containers
+
+TARGET ?= K_VRH
+serve: setup ## Serve the TARGET (K_VRH) champion over REST on http://127.0.0.1:5001 (README: request)
+	$(BIN)/ecdflow serve --target $(TARGET)
+
+screenshots: setup browser ## Headless-Chromium PNGs of the MLflow UI and report -> .ecdflow/screenshots/
+	$(BIN)/python -m ecdflow.screenshots
+
+.PHONY: serve screenshots

@@ -50,7 +50,12 @@ from ecdflow.schema import (
     BASELINE_MODEL,
     DENSITY_PROCRYSTAL,
     GRID_PARAM,
+    INPUT_ECD,
+    INPUT_MAGPIE,
+    INPUTS,
     TARGET_ALIASES,
+    TARGET_LABELS,
+    TARGET_UNIT,
     TargetName,
 )
 from ecdflow.tracking import TAG_BASELINE, TAG_CV
@@ -296,10 +301,85 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
     if not base.empty:
         vtags[TAG_BASELINE.format(metric="rmse")] = _fmt(base.iloc[0]["rmse"])
         vtags[TAG_BASELINE.format(metric="mae")] = _fmt(base.iloc[0]["mae"])
+    vtags.update({tracking.TAG_PROFILE: settings.profile,
+                  f"ecdflow.{GRID_PARAM}": str(manifest[GRID_PARAM])})
     for k, v in vtags.items():
         client.set_model_version_tag(name, mv.version, k, v)
+    folds = sorted({r.data.tags.get(tracking.TAG_SPLIT, "") for r in runs})
+    card = model_card(target, best, vtags, folds, len(runs), manifest[GRID_PARAM],
+                      row, None if base.empty else base.iloc[0], manifest["inputs"])
+    client.update_model_version(name, mv.version, description=card)
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
     return client.get_model_version(name, mv.version)
+
+
+def coverage_line(tags: dict[str, str]) -> str:
+    """The model card's interval line from the version tags ``ecdflow.coverage_<p>`` etc.
+    (``ecdflow.uncertainty.coverage_metrics``): measured CV (nested) and pooled LOEO coverage
+    of the split-conformal interval and its mean width; 'not measured' when absent."""
+    cov = sorted(k for k in tags if k.startswith("ecdflow.coverage_"))
+    if not cov:
+        return "- Interval: not measured (no CV test predictions to calibrate on)."
+    p = cov[0].rsplit("_", 1)[-1]
+
+    def g(key: str) -> str:
+        v = tags.get(f"ecdflow.{key}_{p}")
+        return "n/a" if v in (None, "", "nan") else f"{float(v):.3f}" if "coverage" in key \
+            else f"{float(v):.1f} {TARGET_UNIT}"
+
+    return (f"- Interval: split-conformal at nominal {p}%; measured coverage {g('coverage')} "
+            f"under CV (nested, mean width {g('interval_width')}), {g('loeo_coverage')} pooled "
+            f"over the held-out elements (width {g('loeo_interval_width')}); LOEO coverage "
+            "is lower where an element was never seen (flagged `out_of_domain`).")
+
+
+def model_card(target: str, model: str, tags: dict[str, str], folds: list[str], n_members: int,
+               grid: int, cv: Any, baseline: Any | None,
+               inputs: list[str] | tuple[str, ...] = INPUTS) -> str:
+    """The Markdown description of a registered version (MLflow shows it on the version page):
+    what it predicts, data version, protocol, CV metrics beside the RF+Magpie baseline
+    (GPa, mean over folds and repeats), interval coverage, intended use and limits.
+
+    ``cv`` / ``baseline``: rows with ``rmse``, ``mae`` (GPa) and ``r2``; ``inputs``: the
+    model's inputs (``ecd``, ``magpie``)."""
+    def m(row: Any) -> str:  # GPa to 0.1, R2 to 0.001 (the tags keep 6 digits)
+        return (f"RMSE {float(row['rmse']):.1f} {TARGET_UNIT}, MAE {float(row['mae']):.1f} "
+                f"{TARGET_UNIT}, R2 {float(row['r2']):.3f}")
+
+    label = TARGET_LABELS.get(target, target)
+    described = {INPUT_ECD: "its 3D electronic charge density (procrystal ECD, or a VASP CHGCAR "
+                            f"resampled, on a {grid}^3 grid)",
+                 INPUT_MAGPIE: "the Magpie features of its composition"}
+    lines = [
+        f"# {target} ({label}, {TARGET_UNIT}) — {model} fold ensemble", "",
+        f"Predicts the Voigt-Reuss-Hill {label} {target} in {TARGET_UNIT} of an Fm-3m crystal "
+        f"from {' and '.join(described[i] for i in inputs)}; the prediction is the mean of "
+        "the members, with a calibrated interval and an out-of-domain flag.", "",
+        "## Data and protocol", "",
+        f"- Data version: `{tags.get(tracking.TAG_DATA_VERSION, '?')}`",
+        f"- Pipeline run: `{tags.get(tracking.TAG_PIPELINE_RUN, '?')}`, profile "
+        f"`{tags.get(tracking.TAG_PROFILE, '?')}`, commit "
+        f"`{tags.get(tracking.TAG_GIT, '?')[:12]}`",
+        f"- Members: {n_members} models, one per CV fold x repeat ({', '.join(folds)}); "
+        f"ECD grid {grid}^3",
+        f"- Chosen as the lowest mean CV {tags.get('ecdflow.gate_metric', 'rmse')} among the "
+        "run's model types.", "",
+        "## Metrics (held-out CV folds, mean over folds and repeats)", "",
+        f"- This model: {m(cv)}",
+        f"- RF+Magpie baseline, same run: {m(baseline) if baseline is not None else 'not run'}",
+        coverage_line(tags), "",
+        "## Intended use", "",
+        f"Screening estimates of {target} for Fm-3m (rock-salt, fluorite, Heusler-type and "
+        "similar) compounds of the elements seen in training, with the interval and the "
+        "out-of-domain flag as warning signs; not a substitute for DFT or experiment.", "",
+        "## Limits", "",
+        "- Trained on the bundled benchmark: labels from a machine-learned potential (SevenNet), "
+        "ECD from a procrystal model (no bonding); not the paper's FCC2170 VASP data.",
+        "- Refuses (per row) structures that are not Fm-3m, lanthanides/actinides and Z > 86.",
+        "- Elements absent from training are extrapolation: see the leave-one-element-out "
+        "table of the pipeline run.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _now() -> str:
@@ -314,6 +394,23 @@ def _alias_version(name: str, alias: str):
         return _client().get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def aliased_version(settings: Settings, target: str, alias: str = CHAMPION):
+    """The ``ModelVersion`` behind ``alias`` of ``target``'s registered model.
+
+    Raises:
+        EcdflowError: no version has the alias (one line saying what to run).
+    """
+    target = resolve_target(target)
+    name = settings.registry.model_names[target]
+    tracking.configure(settings)
+    mv = _alias_version(name, alias)
+    if mv is None:
+        how = (f"`ecdflow promote --target {target}`" if alias == CHAMPION else
+               f"`ecdflow pipeline run-local` (or `ecdflow register --target {target}`)")
+        raise EcdflowError(f"no {alias} for {name} yet: run {how}")
+    return mv
 
 
 def bless(settings: Settings, target: str, pipeline_run_id: str | None = None) -> dict:

@@ -62,10 +62,16 @@ def configure(settings: Settings) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(settings.mlflow.experiment)
     if exp is None:
-        exp_id = client.create_experiment(settings.mlflow.experiment,
-                                          artifact_location=experiment_artifact_location(settings))
+        exp_id = client.create_experiment(
+            settings.mlflow.experiment,
+            artifact_location=experiment_artifact_location(settings),
+            tags=experiment_ui_tags(),
+        )
     else:
         exp_id = exp.experiment_id
+        for k, v in experiment_ui_tags().items():
+            if exp.tags.get(k) != v:
+                client.set_experiment_tag(exp_id, k, v)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
@@ -80,6 +86,38 @@ def experiment_artifact_location(settings: Settings) -> str | None:
                                                                                "https://")):
         return None
     return f"{settings.artifact_root}/{settings.mlflow.experiment}"
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # the UI opens the "Model training" workflow
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."  # the UI's shared run-list views (JSON)
+VIEW_CV = "ecdflow-cv-runs"
+"""Shared view of the CV training runs: ``#/experiments/<id>/runs?viewStateShareKey=...``."""
+
+
+def experiment_ui_tags() -> dict[str, str]:
+    """Experiment tags for the MLflow UI (3.x): a model-training experiment, and a shared run-list
+    view ``VIEW_CV`` listing the CV training runs flat with their test metrics and the model,
+    target and split tags as columns (the compare view takes the ticked runs)."""
+    import json
+
+    cols = [f"metrics.`{m}`" for m in (METRIC_RMSE, METRIC_MAE, METRIC_R2)]
+    cols += [f"tags.`{t}`" for t in (TAG_MODEL, TAG_TARGET, TAG_SPLIT, TAG_REPEAT)]
+    view = {"searchFilter": CV_FILTER, "orderByKey": f"metrics.`{METRIC_RMSE}`",
+            "orderByAsc": True, "startTime": "ALL", "lifecycleFilter": "Active",
+            "datasetsFilter": [], "modelVersionFilter": "All Runs", "selectedColumns": cols,
+            "runsExpanded": {}, "runsPinned": [], "runsHidden": [], "groupBy": None}
+    return {EXPERIMENT_KIND_TAG: "custom_model_development",
+            SHARED_VIEW_PREFIX + VIEW_CV: json.dumps(view)}
+
+
+UI_WORKFLOW = "workflowType=machine_learning"  # URL query: the UI's "Model training" side
+
+
+def ui_url(base: str, experiment_id: str, view: str | None = VIEW_CV) -> str:
+    """Link to the experiment's run list in the MLflow UI at ``base`` (``view``: a shared view
+    of :func:`experiment_ui_tags`, None for the plain list)."""
+    q = f"&viewStateShareKey={view}" if view else ""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_WORKFLOW}{q}"
 
 
 def base_tags(settings: Settings, pipeline_run_id: str | None) -> dict[str, str]:
@@ -172,3 +210,73 @@ def find_train_run(settings: Settings, pipeline_run_id: str, key: RunKey,
     found = mlflow.MlflowClient().search_runs([exp_id], filter_string=flt, max_results=1,
                                               order_by=["attributes.start_time DESC"])
     return found[0] if found else None
+
+
+TAG_FAILED_TASK = "ecdflow.failed_task"  # the pipeline task that failed (parent runs)
+TAG_NOTE = "mlflow.note.content"  # the run's Markdown description in the MLflow UI
+CV_FILTER = "tags.\"ecdflow.split_kind\" = 'cv'"
+"""Run-list search filter of the CV training runs (docs/registry.md: "Comparing runs")."""
+RESULTS_LEGEND = ("Cells: R2 / RMSE (GPa) on the held-out materials, mean over folds and "
+                  "repeats (CV) or repeats (LOEO).")
+
+
+def split_label(split: str) -> str:
+    """Human name of a split: ``cv-1`` -> ``cv-fold-1``, ``loeo-Cs`` unchanged."""
+    kind, _, fold = split.partition("-")
+    return f"cv-fold-{fold}" if kind == "cv" else split
+
+
+def run_label(key: RunKey) -> str:
+    """MLflow run name of a training run, e.g. ``cnn3d · K_VRH · cv-fold-0 · r0`` (the run list
+    sorts and reads by model, target, split, repeat; the tags carry the same fields)."""
+    return f"{key.model} · {key.target} · {split_label(key.split)} · r{key.repeat}"
+
+
+def parent_note(pipeline_run_id: str, tables: dict[str, str], report: str | None = None,
+                failed_task: str | None = None) -> str:
+    """The parent run's Markdown description: status line, results tables with their legend,
+    the report path and how to compare the child runs."""
+    titles = {"table2_cv": "Cross-validation (Table 2 layout)",
+              "table3_loeo": "Leave-one-element-out (Table 3 layout)"}
+    lines = []
+    if failed_task:
+        lines += [f"**FAILED** in task `{failed_task}`; the tables hold the runs that finished.",
+                  ""]
+    for name, md in tables.items():
+        lines += [f"**{titles.get(name, name)}**", "", md.rstrip(), ""]
+    if tables:
+        lines += [RESULTS_LEGEND, ""]
+    else:
+        lines += ["No finished training runs.", ""]
+    if report:
+        lines += [f"Report: `{report}` (also under this run's artifacts, `evaluation/`).", ""]
+    lines += [f"Pipeline run `{pipeline_run_id}`. Compare the training runs: open the "
+              f"experiment's shared view `{VIEW_CV}` (`?viewStateShareKey={VIEW_CV}`) or search "
+              f"`{CV_FILTER}` (or `tags.\"{TAG_PIPELINE_RUN}\" = '{pipeline_run_id}'`), "
+              "select the runs, *Compare*; per model/target CV means are this run's metrics "
+              "`cv_<target>_<model>_{r2,rmse_gpa,mae_gpa}`."]
+    return "\n".join(lines) + "\n"
+
+
+def finish_parent_run(settings: Settings, pipeline_run_id: str, tables: dict[str, str],
+                      failed_task: str | None = None, report: str | None = None) -> str | None:
+    """End the parent run of a pipeline run: write its Markdown description (``tables`` from
+    ``ecdflow.results.format_tables``, legend, report path), tag the failing task, and mark it
+    ``FINISHED`` (or ``FAILED`` when ``failed_task`` is given) with an end time, so the MLflow
+    UI shows a status and a duration.
+    Returns the parent run id (None when the pipeline run has no parent run).
+
+    Idempotent: a run already ended keeps its end time but gets the new description.
+    """
+    import mlflow
+
+    parent = find_parent_run(settings, pipeline_run_id)
+    if parent is None:
+        return None
+    client = mlflow.MlflowClient()
+    client.set_tag(parent, TAG_NOTE, parent_note(pipeline_run_id, tables, report, failed_task))
+    if failed_task:
+        client.set_tag(parent, TAG_FAILED_TASK, failed_task)
+    if client.get_run(parent).info.status in ("RUNNING", "SCHEDULED"):
+        client.set_terminated(parent, "FAILED" if failed_task else "FINISHED")
+    return parent

@@ -158,7 +158,7 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
             path.write_text(json.dumps(splits, sort_keys=True))
             mlflow.MlflowClient().log_artifact(parent_run_id, str(path))
     data = RunData(rdir, grid, dh, fit_ids, val_ids, test_ids)
-    name = key.name
+    name = tr.run_label(key)
     with tr.child_run(settings, parent_run_id, name, tags) as run:
         mlflow.log_params({GRID_PARAM: grid, "density_source": density_kind(manifest),
                            "n_train": len(fit_ids), "n_val": len(val_ids),

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ecdflow.cli.common import run_main
+from ecdflow.cli.common import quiet_third_parties, run_main
 from ecdflow.cli.data import data
 from ecdflow.cli.evaluate import evaluate
 from ecdflow.cli.pipeline import pipeline
@@ -20,6 +20,7 @@ from ecdflow.cli.preprocess import preprocess
 from ecdflow.cli.pretrained import pretrained
 from ecdflow.cli.registry import promote, register
 from ecdflow.cli.results import results
+from ecdflow.cli.serve import serve
 from ecdflow.cli.train import train
 from ecdflow.cli.validate import validate
 
@@ -29,8 +30,11 @@ from ecdflow.cli.validate import validate
               help="params.yaml to read (default: the repository's).")
 @click.option("--profile", default=None,
               help="Configuration profile: quick (2 CPU cores) or paper (GPU cluster).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show third-party output too (kfp.local task logs, TensorFlow, warnings).")
 @click.pass_context
-def cli(ctx: click.Context, params_file: str | None, profile: str | None) -> None:
+def cli(ctx: click.Context, params_file: str | None, profile: str | None,
+        verbose: bool) -> None:
     """ecdflow: elastic moduli (K_VRH, G_VRH in GPa) of Fm-3m crystals from their 3D
     electronic charge density, with the whole model life cycle: data, validation, training,
     evaluation, registry, promotion and serving.
@@ -41,9 +45,12 @@ def cli(ctx: click.Context, params_file: str | None, profile: str | None) -> Non
     ctx.ensure_object(dict)
     ctx.obj["params_file"] = params_file
     ctx.obj["profile"] = profile
+    ctx.obj["verbose"] = verbose
+    quiet_third_parties(verbose)
 
 
-for _cmd in (data, preprocess, validate, train, evaluate, register, promote, predict, pipeline):
+for _cmd in (data, preprocess, validate, train, evaluate, register, promote, predict, serve,
+             pipeline):
     cli.add_command(_cmd)
 cli.add_command(pretrained)
 cli.add_command(results)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
+
 import click
 
 from ecdflow.config import Settings, load_settings
@@ -32,3 +36,26 @@ def run_main(group: click.Group, args: list[str] | None = None) -> int:
         click.echo("aborted", err=True)
         return 1
     return 0
+
+
+QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "absl", "tensorflow", "py.warnings")
+
+
+def quiet_third_parties(verbose: bool) -> None:
+    """Default verbosity: third-party loggers at WARNING, deprecation/future warnings off, and
+    native TensorFlow logging (C++, absl) and MLflow's at warnings for this process and
+    its children (a value the user set wins). ``verbose`` leaves everything as it is."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for cat in (DeprecationWarning, FutureWarning, PendingDeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=cat)
+
+
+def verbose(ctx: click.Context) -> bool:
+    """Whether the root command got ``-v/--verbose``."""
+    return bool((ctx.find_root().obj or {}).get("verbose"))

@@ -7,6 +7,7 @@ import json
 import click
 
 from ecdflow.cli.common import settings as load
+from ecdflow.cli.common import verbose
 from ecdflow.errors import EcdflowError
 
 
@@ -116,12 +117,16 @@ def compile_cmd(ctx: click.Context, out: str | None, materials: str | None,
 def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
                   materials: str | None, models: str | None, folds: str | None) -> None:
     """Run the whole pipeline here with kfp.local (subprocesses of this Python), tracking to
-    the configured MLflow store; print the results, registered versions and how to look.
+    the configured MLflow store: one progress line per task (`ecdflow -v ...` shows the tasks'
+    own output; it is always in .ecdflow/logs/), then the results, the registered versions and
+    what to do next.
 
     ``--materials table.csv`` runs it on another table: a composition-only one (material_id,
     formula, K_VRH, G_VRH) trains the Magpie models only, each density model skipped with one
     line."""
     from ecdflow.kfp.runners import registered_versions, run_local
+    from ecdflow.results import format_tables, results_table
+    from ecdflow.tracking import CV_FILTER, RESULTS_LEGEND, configure, ui_url
 
     args = _arguments(params)
     overrides: dict = _plan_overrides(materials, models, folds)
@@ -135,22 +140,31 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
     click.echo(f"running {s.pipeline.name} locally (profile {s.profile}); MLflow: "
                f"{s.tracking_uri}")
     _echo_skips(s)
-    out = run_local(s, _params_file(ctx), args)
+    out = run_local(s, _params_file(ctx), args, echo=click.echo, verbose=verbose(ctx))
     run_id = out["run_id"]
-    click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s")
-    from ecdflow.results import format_tables, results_table
-
-    click.echo("\nresults (test metrics in GPa):")
+    click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s "
+               f"(full log: {out['log']})")
+    click.echo(f"\nresults, test metrics. {RESULTS_LEGEND}")
+    titles = {"table2_cv": "cross-validation", "table3_loeo": "leave-one-element-out"}
     for name, md in format_tables(results_table(s, run_id)).items():  # Table 2 (CV), 3 (LOEO)
-        click.echo(f"\n{name}\n{md}")
-    click.echo("\nregistered versions:")
+        click.echo(f"\n{titles.get(name, name)}:\n{md}")
+    click.echo("registered versions:")
     versions = registered_versions(s, run_id)
     for v in versions:
         click.echo(f"  {v['name']} v{v['version']}  aliases: {v['aliases'] or '-'}")
     if not versions:
         click.echo("  none")
-    click.echo(f"\nMLflow UI: `make ui`, then open http://127.0.0.1:5000 (filter runs with "
-               f"tags.\"ecdflow.pipeline_run_id\" = '{run_id}')")
+    report = s.path(s.paths.reports_dir) / run_id / "report.html"
+    for what, path in out["published"].items():
+        click.echo(f"{what}: {path}")
+    click.echo(f"report: {report}")
+    exp_id = configure(s)
+    click.echo(f"MLflow UI: `make ui`, then {ui_url('http://127.0.0.1:5000', exp_id, None)} "
+               f"(CV runs side by side: {ui_url('http://127.0.0.1:5000', exp_id)}, or search "
+               f"{CV_FILTER})")
+    targets = " / ".join(s.targets)
+    click.echo(f"next: .venv/bin/ecdflow promote --target {s.targets[0]}   (through the gate; "
+               f"targets: {targets}), then .venv/bin/ecdflow serve --target {s.targets[0]}")
 
 
 @pipeline.command("submit")

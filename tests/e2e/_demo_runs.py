@@ -18,6 +18,7 @@ import pandas as pd
 
 from ecdflow import tracking
 from ecdflow.config import REPO_ROOT, Settings, load_settings
+from ecdflow.schema import RunKey
 
 N_MATERIALS = 48
 DATA_VERSION = "test-data-v1"
@@ -88,7 +89,8 @@ def _log_run(settings, parent, pid, model_name, target, split, kind, fold, est, 
             tracking.TAG_MODEL: model_name, tracking.TAG_TARGET: target,
             tracking.TAG_SPLIT: split, tracking.TAG_SPLIT_KIND: kind, tracking.TAG_FOLD: fold,
             tracking.TAG_REPEAT: "0", tracking.TAG_DATA_VERSION: DATA_VERSION}
-    with tracking.child_run(settings, parent, f"{model_name}-{target}-{split}", tags):
+    name = tracking.run_label(RunKey(model_name, target, split))
+    with tracking.child_run(settings, parent, name, tags):
         mlflow.log_params({"log_target": False, "grid": settings.density.grid})
         mlflow.log_metrics({tracking.METRIC_RMSE: float(np.sqrt(np.mean(err**2))),
                             tracking.METRIC_MAE: float(np.mean(np.abs(err))),

@@ -77,6 +77,15 @@ def test_local_run_trains_every_planned_task_and_registers(tiny):
         assert "champion" not in v["aliases"].split(",")
     assert len(pipeline_runs(settings, run_id, role="gate")) == 1
     assert out["tasks"] == len(plan) + 7  # start ... register, external, gate
+    from ecdflow.tracking import TAG_NOTE, find_parent_run
+
+    parent = client.get_run(find_parent_run(settings, run_id))  # closed, with the results
+    assert parent.info.status == "FINISHED" and parent.info.end_time
+    assert "| K_VRH |" in parent.data.tags[TAG_NOTE]
+    assert out["published"]["records"] == Path(settings.paths.records_dir)  # README's paths
+    assert any(Path(settings.paths.records_dir).iterdir())
+    assert (Path(settings.paths.validation_dir) / "summary.json").exists()
+    assert "Executing task" in out["log"].read_text()  # kfp.local's own output, kept
     assert settings.tracking_uri.startswith("sqlite:///" + str(settings.work_dir))
     # kfp.local kept each task's outputs under the pipeline root in the work dir
     assert (settings.work_dir / "kfp-local").is_dir()
@@ -95,7 +104,7 @@ def test_a_failing_validation_stops_the_run_before_training(tiny):
     for r in rows:
         r["K_VRH"] = -5.0  # physically impossible: a blocking expectation
     table.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    with pytest.raises(EcdflowError, match="local pipeline run failed"):
+    with pytest.raises(EcdflowError, match="local pipeline run failed in task 'validate'"):
         run_local(settings, pfile, {"register_models": False})
     import mlflow
 
@@ -104,3 +113,37 @@ def test_a_failing_validation_stops_the_run_before_training(tiny):
         [mlflow.get_experiment_by_name("e2e").experiment_id],
         filter_string="tags.\"ecdflow.role\" = 'train'")
     assert trained == []
+    parent, = mlflow.MlflowClient().search_runs(  # ended FAILED, naming the task
+        [mlflow.get_experiment_by_name("e2e").experiment_id],
+        filter_string="tags.\"ecdflow.role\" = 'parent'")
+    assert parent.info.status == "FAILED" and parent.info.end_time
+    assert parent.data.tags["ecdflow.failed_task"] == "validate"
+
+
+def test_run_local_cli_prints_progress_results_and_next_steps(tiny):
+    """`ecdflow pipeline run-local` at default verbosity: one line per task, no third-party
+    output, then the results with their legend, the report, the UI and the promote command."""
+    import re
+
+    from click.testing import CliRunner
+
+    from ecdflow.cli import cli
+    from ecdflow.tracking import RESULTS_LEGEND
+
+    pfile, settings = tiny
+    res = CliRunner().invoke(cli, ["--params", str(pfile), "--profile", "tiny", "pipeline",
+                                   "run-local"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    progress = [ln for ln in lines if re.match(r"\[\d+/9\] ", ln)]
+    assert [p.split(" ... ")[0] for p in progress][:4] == [
+        "[1/9] start", "[2/9] preprocess", "[3/9] validate",
+        "[4/9] train rf_magpie K_VRH cv-fold-0"]
+    assert all(re.search(r" \.\.\. done \d+ s$", p) for p in progress) and len(progress) == 9
+    out = res.output
+    for noise in ("executor_input", "Unable to register", "Deprecat", "Executing task"):
+        assert noise not in out
+    assert RESULTS_LEGEND in out and "| K_VRH |" in out
+    assert "report: " in out and "make ui" in out and "ecdflow promote --target K_VRH" in out
+    assert len(lines) < 60
+    print(res.output)
