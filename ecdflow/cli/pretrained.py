@@ -33,10 +33,14 @@ def list_cmd() -> None:
 @click.pass_context
 def build_cmd(ctx: click.Context, table: Path, out: Path | None) -> None:
     """Rebuild the shipped models: seeded 5-fold CV (the pipeline's folds, settings.seed),
-    fold ensembles saved in MLflow format, model cards and calibration data."""
+    fold ensembles saved in MLflow format with the registry's interval calibration and
+    domain, out-of-fold predictions and model cards (CV and LOEO interval coverage)."""
     from ecdflow.pretrained import PRETRAINED_DIR
     from ecdflow.pretrained.build import build
 
-    for c in build(table, out or PRETRAINED_DIR, seed=settings(ctx).seed):
+    cfg = settings(ctx)
+    for c in build(table, out or PRETRAINED_DIR, seed=cfg.seed,
+                   coverage=cfg.registry.interval_coverage,
+                   loeo_elements=tuple(cfg.splits.loeo_elements)):
         click.echo(f"{c['name']}: CV RMSE {c['cv']['rmse_mean']:.1f} GPa, "
                    f"R2 {c['cv']['r2_mean']:.3f}, {c['size_bytes'] / 1e6:.2f} MB")
