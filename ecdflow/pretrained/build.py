@@ -296,7 +296,8 @@ def build(table: Path, out_dir: Path = PRETRAINED_DIR, seed: int = 42,
                     "inputs": list(get_spec(MODEL_TYPE).inputs), GRID_PARAM: 0,
                     "smearing_A": 0.0, "log_target": False, "name": name,
                     "members": [f"member_{i}" for i in range(len(members))]}
-        uq = uncertainty_record(oof, list(sub["formula"]),
+        # y_pred to 1e-6 GPa: threaded forest predict sums trees in varying order (last bits)
+        uq = uncertainty_record(oof.round({"y_pred": 6}), list(sub["formula"]),
                                 {e for els in sub["elements"] for e in els}, coverage, "abs")
         loeo = loeo_predictions(sub, target, MODEL_TYPE, SHIPPED_PARAMS, seed, loeo_elements)
         dest = out_dir / name
