@@ -29,15 +29,15 @@ def _interval_lines(card: dict) -> list[str]:
         f"{iv['cv_width_gpa']:.1f} {u} | {card['cv']['pooled_rmse']:.1f} {u} |",
     ]
     if "loeo_coverage" in iv:
-        lines.append(f"| leave-one-element-out, pooled ({len(iv['per_loeo'])} elements) | "
+        lines.append(f"| leave-one-element-out, pooled ({', '.join(iv['per_loeo'])}) | "
                      f"{iv['loeo_n']} | {iv['loeo_coverage']:.3f} | {iv['loeo_width_gpa']:.1f}"
                      f" {u} | {iv['loeo_rmse_gpa']:.1f} {u} |")
         lines += [f"| LOEO {el} | {v['n']} | {v['coverage']:.3f} | | {v['rmse_gpa']:.1f} {u} |"
                   for el, v in iv["per_loeo"].items()]
     lines += ["", "Nested CV: each fold's coverage uses a q calibrated on the other four folds' "
               "residuals only; LOEO: the forest refitted without the element, q from all CV "
-              "residuals. A held-out element breaks exchangeability, so LOEO coverage below "
-              "nominal is expected.", ""]
+              "residuals. A held-out element breaks exchangeability, so LOEO coverage can fall "
+              "below nominal.", ""]
     if dom:
         lines += [f"`out_of_domain` is true when an input holds an element absent from the "
                   f"{dom['n_train']} training materials ({dom['n_elements']} elements), or its "

@@ -126,3 +126,20 @@ def test_fmt(value, digits, text):
     from ecdflow.cli.predict import _fmt
 
     assert _fmt(value, digits) == text
+
+
+def test_sanity_table_is_what_the_committed_script_writes(tmp_path):
+    """docs/results/sanity.md is reproduced by `ecdflow pretrained sanity`, every crystal gets
+    a finite prediction inside its interval, in domain (all their elements are in the table)."""
+    from ecdflow.pretrained.sanity import CRYSTALS, write_sanity
+
+    repo = Path(__file__).resolve().parents[2]
+    table = Path("data/fcc/materials.jsonl")
+    out = tmp_path / "sanity.md"
+    df = write_sanity(repo / table if not table.exists() else table, out)
+    assert len(df) == 2 * len(CRYSTALS) and (df.error == "").all()
+    assert ((df.lower < df.prediction) & (df.prediction < df.upper)).all()
+    assert not df.out_of_domain.astype(bool).any()
+    assert set(df.crystal[df.wien2k.notna()]) == {"Cu", "Al", "Ag", "Au"}
+    committed = (repo / "docs/results/sanity.md").read_text()
+    assert out.read_text().replace(str(repo) + "/", "") == committed
