@@ -81,7 +81,7 @@ def sanity_frame(table: Path) -> pd.DataFrame:
     inputs = pd.DataFrame({"input": [c.structure().to_json() for c in CRYSTALS],
                            "format": "json", "source": [c.name for c in CRYSTALS]})
     out = []
-    for target in TARGETS:
+    for target in TARGETS:  # WIEN2k (dcdft) has K only: its G_VRH column is NaN
         ship = shipped_for(target)
         pred = mlflow.pyfunc.load_model(str(ship.path)).predict(inputs)
         oof = json.loads((ship.path / "artifacts" / OOF).read_text())
@@ -96,12 +96,13 @@ def sanity_frame(table: Path) -> pd.DataFrame:
                 "lower": nan if p.lower is None else float(p.lower),
                 "upper": nan if p.upper is None else float(p.upper),
                 "coverage": p.coverage, "out_of_domain": p.out_of_domain,
+                "ood_reason": p.ood_reason or "",
                 "table_id": row["material_id"] if row else "",
                 "table_a_A": _cubic_a(row) if row else nan,
                 "table_label": float(row[target]) if row and row.get(target) is not None
                 else nan,
                 "table_oof": oof_of.get(row["material_id"], nan) if row else nan,
-                "wien2k": float(wien.K_VRH[c.name]) if c.name in wien.index else nan,
+                "wien2k": float(wien[target][c.name]) if c.name in wien.index else nan,
                 "experiment": float(exp[target][c.name]) if c.name in exp.index else nan,
             })
     return pd.DataFrame(out)
@@ -126,7 +127,9 @@ def render(df: pd.DataFrame, table: Path) -> str:
              "never saw it; the prediction column is *not* out-of-sample for table materials),"
              " WIEN2k (PBE equation-of-state B0 of the dcdft set, data/references/, K only) and "
              "experiment (pymatgen `Element.bulk_modulus`/`rigidity_modulus`, elements only)."
-             " Empty: the repo has no such value.", ""]
+             " Empty: the repo has no such value. The interval is prediction ± q (absolute "
+             "residual score, `ecdflow.uncertainty`), so its lower end can be below 0 GPa for "
+             "soft materials; read it as 0.", ""]
     for target, d in df.groupby("target", sort=False):
         cov = d.coverage.dropna()
         parts += [f"## {target} (`{d.model.iloc[0]}`, interval "
@@ -144,8 +147,10 @@ def render(df: pd.DataFrame, table: Path) -> str:
             "WIEN2k": [_g(v) for v in d.wien2k], "experiment": [_g(v) for v in d.experiment],
         })
         parts += [markdown_table(view), ""]
-        errs = [f"- {c}: {e}" for c, e in zip(d.crystal, d.error, strict=True) if e]
-        parts += [*errs, ""] if errs else []
+        notes = [f"- {c}: out of domain: {r}" for c, r in zip(d.crystal, d.ood_reason,
+                                                              strict=True) if r]
+        notes += [f"- {c}: refused: {e}" for c, e in zip(d.crystal, d.error, strict=True) if e]
+        parts += [*notes, ""] if notes else []
     srcs = sorted({(c.source, c.name) for c in CRYSTALS})
     parts += ["## Lattice constants", ""]
     for src in sorted({s for s, _ in srcs}):

@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _demo_runs import demo_settings  # noqa: E402
 
 FCC = {  # Fm-3m structures: (species at 4a, at 4b), a in Å (room-T experiment, Wyckoff 1963)
-    "NaCl": (["Na", "Cl"], 5.640), "MgO": (["Mg", "O"], 4.211), "Cu": (["Cu"], 3.615),
+    "NaCl": (["Na", "Cl"], 5.640), "MgO": (["Mg", "O"], 4.211), "Ni": (["Ni"], 3.524),
     # fcc rare-gas solids: elements absent from the training table (Xe, Kr; low-T a)
     "Xe": (["Xe"], 6.13), "Kr": (["Kr"], 5.72),
 }
-SEEN, UNSEEN = ("NaCl", "MgO", "Cu"), ("Xe", "Kr")
+SEEN, UNSEEN = ("NaCl", "MgO", "Ni"), ("Xe", "Kr")
 
 
 def _cif(name: str) -> str:
@@ -130,7 +130,7 @@ def test_fmt(value, digits, text):
 
 def test_sanity_table_is_what_the_committed_script_writes(tmp_path):
     """docs/results/sanity.md is reproduced by `ecdflow pretrained sanity`, every crystal gets
-    a finite prediction inside its interval, in domain (all their elements are in the table)."""
+    a finite prediction inside its interval, and every out-of-domain flag says why."""
     from ecdflow.pretrained.sanity import CRYSTALS, write_sanity
 
     repo = Path(__file__).resolve().parents[2]
@@ -139,7 +139,10 @@ def test_sanity_table_is_what_the_committed_script_writes(tmp_path):
     df = write_sanity(repo / table if not table.exists() else table, out)
     assert len(df) == 2 * len(CRYSTALS) and (df.error == "").all()
     assert ((df.lower < df.prediction) & (df.prediction < df.upper)).all()
-    assert not df.out_of_domain.astype(bool).any()
+    ood = df.out_of_domain.astype(bool)
+    assert (df.ood_reason[ood] != "").all() and (df.ood_reason[~ood] == "").all()
+    assert not ood[df.crystal == "NaCl"].any()
+    assert df.wien2k[df.target == "G_VRH"].isna().all()  # dcdft has K only
     assert set(df.crystal[df.wien2k.notna()]) == {"Cu", "Al", "Ag", "Au"}
     committed = (repo / "docs/results/sanity.md").read_text()
     assert out.read_text().replace(str(repo) + "/", "") == committed
