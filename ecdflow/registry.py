@@ -152,8 +152,7 @@ def calibrate(settings: Settings, pipeline_run_id: str, model: str, target: str,
         EcdflowError: no CV predictions for the members.
     """
     from ecdflow.evaluate import load_predictions
-    from ecdflow.features import featurize
-    from ecdflow.uncertainty import Domain, calibration, coverage_metrics, coverage_table
+    from ecdflow.uncertainty import coverage_metrics, coverage_table
 
     cov = settings.registry.interval_coverage
     preds = load_predictions(settings, pipeline_run_id)
@@ -166,13 +165,47 @@ def calibrate(settings: Settings, pipeline_run_id: str, model: str, target: str,
     table = coverage_table(preds[(preds.split_kind != "cv") | preds.run_id.isin(member_run_ids)],
                            cov, {model: score})
     mats = cv.drop_duplicates("material_id")
-    x, _ = featurize(list(mats.formula))
     elements = {e for els in mats.elements.astype(str) for e in els.split()}
     metrics = coverage_metrics(table)
     log.info("interval %s/%s: %s", model, target,
              ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
-    return {"calibration": calibration(cv, cov, score), "domain": Domain(x, elements),
+    return {**uncertainty_record(cv, list(mats.formula), elements, cov, score),
             "table": table, "metrics": metrics}
+
+
+UQ_ARTIFACTS = {"calibration": "calibration.json", "domain": "domain.npz"}
+"""Pyfunc artifact name -> file of a version's interval calibration and domain; the manifest
+names them under the same keys (``ecdflow.serve.load_uncertainty``)."""
+
+
+def uncertainty_record(cv, formulas: list[str], elements, coverage: float, score: str) -> dict:
+    """Interval calibration and applicability domain of a fold ensemble: the one glue of
+    ``register_best`` and ``ecdflow pretrained build``.
+
+    Args:
+        cv: the members' CV test-fold predictions (columns y_true, y_pred, GPa), every
+            training material once.
+        formulas: the training materials' formulas (the domain's Magpie features).
+        elements: every element symbol of the training materials.
+        coverage: nominal 1 - alpha; score: ``abs``/``log`` (``uncertainty.score_for``).
+
+    Returns:
+        ``calibration`` (``uncertainty.calibration`` dict), ``domain`` (``uncertainty.Domain``).
+    """
+    from ecdflow.features import featurize
+    from ecdflow.uncertainty import Domain, calibration
+
+    x, _ = featurize(list(formulas))
+    return {"calibration": calibration(cv, coverage, score), "domain": Domain(x, elements)}
+
+
+def save_uncertainty(uq: dict, folder: Path) -> dict[str, str]:
+    """Write ``uq`` (:func:`uncertainty_record`) under ``folder``; returns the pyfunc artifacts
+    (name -> path) to add, whose names are also the manifest's ``calibration``/``domain``."""
+    folder = Path(folder)
+    (folder / UQ_ARTIFACTS["calibration"]).write_text(json.dumps(uq["calibration"], indent=1))
+    uq["domain"].save(folder / UQ_ARTIFACTS["domain"])
+    return {k: str(folder / f) for k, f in UQ_ARTIFACTS.items()}
 
 
 def export_member(run_id: str, dest: Path) -> Path:
@@ -262,13 +295,10 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
                     "density_source": _density_source(runs[0], settings, grid),
                     "tta": runs[0].data.params.get("training.tta", settings.training.tta),
                     "members": [f"member_{i}" for i in range(len(members))],
-                    "calibration": "calibration", "domain": "domain"}
+                    **{k: k for k in UQ_ARTIFACTS}}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        (Path(tmp) / "calibration.json").write_text(json.dumps(uq["calibration"], indent=1))
-        uq["domain"].save(Path(tmp) / "domain.npz")
         artifacts = {"manifest": str(Path(tmp) / "manifest.json"),
-                     "calibration": str(Path(tmp) / "calibration.json"),
-                     "domain": str(Path(tmp) / "domain.npz")}
+                     **save_uncertainty(uq, Path(tmp))}
         artifacts.update({f"member_{i}": str(p) for i, p in enumerate(members)})
         with tracking.child_run(settings, parent, f"register-{target}", tags):
             mlflow.log_metrics(uq["metrics"])

@@ -46,10 +46,7 @@ def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: 
         click.echo(df.to_csv(index=False), nl=False)
         click.echo(answered_by_line(who), err=True)
     else:
-        click.echo(df.to_string(index=False, na_rep="-",
-                                formatters={c: _fmt for c in ("prediction_gpa",
-                                                              "uncertainty_gpa", "lower_gpa",
-                                                              "upper_gpa", "coverage")}))
+        click.echo(human_table(df))
         click.echo(answered_by_line(who))
     failed = [e for e in df["error"] if e]
     for e in failed:
@@ -59,5 +56,28 @@ def predict(ctx: click.Context, files: tuple[str, ...], target: str, model_uri: 
         ctx.exit(1)
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
+ROUNDED = {"prediction_gpa": 1, "uncertainty_gpa": 1, "lower_gpa": 1, "upper_gpa": 1,
+           "coverage": 2}
+"""Decimals of the human table: moduli to 0.1 GPa (CV errors are tens of GPa), coverage 0.90."""
+
+
+def _fmt(v, digits: int) -> str:
+    """``v`` with ``digits`` decimals; ``-`` for a missing or non-finite value."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{x:.{digits}f}" if x == x and abs(x) != float("inf") else "-"
+
+
+def human_table(df) -> str:
+    """The ``--format table`` text: numbers rounded per ``ROUNDED``, missing ones ``-``.
+
+    (pandas' ``to_string(formatters=...)`` leaves object columns holding None unformatted,
+    so the cells are formatted here.)
+    """
+    out = df.copy()
+    for col, digits in ROUNDED.items():
+        if col in out.columns:
+            out[col] = [_fmt(v, digits) for v in out[col]]
+    return out.to_string(index=False, na_rep="-")

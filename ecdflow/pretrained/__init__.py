@@ -7,9 +7,14 @@ pyfunc :class:`ecdflow.serve.ModulusEnsemble`, members in skops format), named
 - ``MODEL_CARD.md``: data version, protocol, 5-fold CV metrics, intended use, known limits;
 - ``card.json``: the same facts, machine-readable (read by :func:`shipped` and the registry
   import);
-- ``artifacts/calibration.json``: the CV out-of-fold predictions per material (``material_id``,
-  ``fold``, ``y_true``, ``y_pred``, GPa), the calibration data for conformal intervals
-  (pyfunc artifact ``calibration``).
+- ``artifacts/calibration.json`` and ``artifacts/domain.npz``: the interval calibration and
+  the applicability domain, written by the registry's own glue
+  (``ecdflow.registry.uncertainty_record``/``save_uncertainty``; pyfunc artifacts and manifest
+  keys ``calibration``, ``domain``), so the served model answers with an interval and an
+  out-of-domain flag like any registered version;
+- ``artifacts/oof_predictions.json``: the CV out-of-fold predictions per material
+  (``material_id``, ``fold``, ``y_true``, ``y_pred``, GPa) the calibration was made from
+  (pyfunc artifact ``oof_predictions``).
 
 Made by ``ecdflow pretrained build`` (``ecdflow.pretrained.build``), seeded, from the committed
 table. Imported into a registry by ``ecdflow register --pretrained``
@@ -28,6 +33,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parent
 CARD_JSON = "card.json"
 MODEL_CARD = "MODEL_CARD.md"
 CALIBRATION = "calibration.json"
+OOF = "oof_predictions.json"
 VERSION_SHIPPED = "shipped"
 TAG_PRETRAINED = "ecdflow.pretrained"
 

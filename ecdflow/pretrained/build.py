@@ -1,13 +1,17 @@
 """Build the shipped pretrained models: seeded 5-fold CV on the committed table, the fold
-models saved as the served pyfunc (MLflow model format), a model card and the out-of-fold
-calibration data. Run by ``ecdflow pretrained build`` (or ``python -m ecdflow.pretrained.build``).
+models saved as the served pyfunc (MLflow model format) with the registry's interval
+calibration and applicability domain (``ecdflow.registry.uncertainty_record``), the out-of-fold
+predictions and a model card. Run by ``ecdflow pretrained build`` (or
+``python -m ecdflow.pretrained.build``).
 
 Protocol (the pipeline's, written once in ``ecdflow.splits.make_splits``): KFold(5, shuffle,
 ``settings.seed``) over the sorted material ids; each fold's model is fitted on the other four
 folds with seed ``settings.seed`` and scored on its own; the shipped model is the 5-member
 fold ensemble (no refit on all data), exactly what was scored, as ``ecdflow register`` does.
 Metrics: ``ecdflow.results.regression_metrics`` per fold (GPa), mean and std over folds, and
-pooled over the out-of-fold predictions.
+pooled over the out-of-fold predictions. Interval coverage and width:
+``ecdflow.uncertainty.coverage_table`` (nested over the CV folds, and on leave-one-element-out
+test sets of ``loeo_elements``, one extra forest each).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecdflow.config import PAPER_LOEO_ELEMENTS
 from ecdflow.log import get_logger
-from ecdflow.pretrained import CALIBRATION, CARD_JSON, MODEL_CARD, PRETRAINED_DIR
+from ecdflow.pretrained import CARD_JSON, MODEL_CARD, OOF, PRETRAINED_DIR
 from ecdflow.schema import GRID_PARAM, INPUT_MAGPIE, INPUT_VOLUME, TARGET_UNIT, TARGETS
+from ecdflow.uncertainty import DEFAULT_COVERAGE
 
 log = get_logger(__name__)
 
@@ -105,6 +111,72 @@ def cross_validate(df: pd.DataFrame, target: str, model: str, params: dict, seed
     return members, pd.DataFrame(folds), pd.concat(oof, ignore_index=True)
 
 
+def loeo_predictions(df: pd.DataFrame, target: str, model: str, params: dict, seed: int,
+                     elements: list[str]) -> pd.DataFrame:
+    """Leave-one-element-out test predictions: per element of ``elements`` present in ``df``,
+    one model fitted (seed ``seed``) on the materials without it, predicting those with it.
+
+    Returns:
+        [material_id, split (``loeo-<El>``), y_true, y_pred] in GPa.
+    """
+    from ecdflow.models import get_spec
+    from ecdflow.splits import make_splits
+
+    spec = get_spec(model)
+    cfg = spec.config(params)
+    splits = make_splits(df[["material_id", "elements"]], N_FOLDS, list(elements), seed)
+    pos = {m: i for i, m in enumerate(df["material_id"].astype(str))}
+    x = feature_matrix(df, spec.inputs)
+    y = df[target].to_numpy(float)
+    out = []
+    for name, sp in splits.items():
+        if not name.startswith("loeo-"):
+            continue
+        tr = [pos[m] for m in sp["train"]]
+        te = [pos[m] for m in sp["test"]]
+        est = spec.build(cfg, seed=seed).fit(x[tr], y[tr])
+        out.append(pd.DataFrame({"material_id": df["material_id"].iloc[te].to_numpy(),
+                                 "split": name, "y_true": y[te], "y_pred": est.predict(x[te])}))
+    return (pd.concat(out, ignore_index=True) if out
+            else pd.DataFrame(columns=["material_id", "split", "y_true", "y_pred"]))
+
+
+def interval_facts(oof: pd.DataFrame, loeo: pd.DataFrame, target: str, calibration: dict
+                   ) -> dict:
+    """Measured coverage and mean width (GPa) of the shipped interval
+    (``ecdflow.uncertainty.coverage_table``: nested over the CV folds; on each LOEO test set
+    and pooled, calibrated on all CV residuals), with the LOEO RMSE (GPa) beside it."""
+    from ecdflow.results import regression_metrics
+    from ecdflow.uncertainty import coverage_table
+
+    preds = pd.concat([
+        oof.assign(model=MODEL_TYPE, target=target, split_kind="cv",
+                   split=oof["fold"].map(lambda k: f"cv-{k}")),
+        loeo.assign(model=MODEL_TYPE, target=target, split_kind="loeo", fold=0)],
+        ignore_index=True)
+    table = coverage_table(preds, calibration["coverage"], {MODEL_TYPE: calibration["score"]})
+    r = lambda v: round(float(v), 4)  # noqa: E731
+    out = {"nominal": calibration["coverage"], "score": calibration["score"],
+           "q_gpa": r(calibration["q"]), "n_calibration": calibration["n"],
+           "per_loeo": {}}
+    for row in table.itertuples():
+        if row.test_set == "cv":
+            out.update(cv_coverage=r(row.coverage), cv_width_gpa=r(row.width_gpa), cv_n=row.n)
+        elif row.test_set == "loeo":
+            out.update(loeo_coverage=r(row.coverage), loeo_width_gpa=r(row.width_gpa),
+                       loeo_n=row.n)
+        else:
+            d = loeo[loeo.split == row.test_set]
+            out["per_loeo"][row.test_set.removeprefix("loeo-")] = {
+                "n": row.n, "coverage": r(row.coverage),
+                "rmse_gpa": r(regression_metrics(d.y_true.to_numpy(float),
+                                                 d.y_pred.to_numpy(float))["test_rmse_gpa"])}
+    if len(loeo):
+        out["loeo_rmse_gpa"] = r(regression_metrics(loeo.y_true.to_numpy(float),
+                                                    loeo.y_pred.to_numpy(float))["test_rmse_gpa"])
+    return out
+
+
 def summary(folds: pd.DataFrame, oof: pd.DataFrame) -> dict:
     """Mean and std over folds of mae/rmse/r2 (GPa) and the pooled out-of-fold metrics."""
     from ecdflow.results import regression_metrics
@@ -127,14 +199,16 @@ def _file_digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
-def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame) -> None:
-    """Write the served pyfunc (ModulusEnsemble) to ``dest`` with skops members, the manifest
-    and ``calibration.json`` (out-of-fold predictions, GPa) as artifacts."""
+def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame, uq: dict) -> None:
+    """Write the served pyfunc (ModulusEnsemble) to ``dest`` with skops members, the manifest,
+    the interval calibration and domain ``uq`` (``ecdflow.registry.uncertainty_record``, saved
+    by ``registry.save_uncertainty``: artifacts ``calibration``, ``domain``) and
+    ``oof_predictions.json`` (out-of-fold predictions, GPa) as artifacts."""
     import mlflow.pyfunc
     import skops
     import skops.io
 
-    from ecdflow.registry import pip_requirements
+    from ecdflow.registry import UQ_ARTIFACTS, pip_requirements, save_uncertainty
     from ecdflow.serve import ModulusEnsemble, signature
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,6 +218,7 @@ def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame) -> 
             p = t / f"member_{i}.skops"
             skops.io.dump(est, p, compression=8)  # zipfile.ZIP_DEFLATED
             artifacts[f"member_{i}"] = str(p)
+        manifest = {**manifest, **{k: k for k in UQ_ARTIFACTS}}
         (t / "manifest.json").write_text(json.dumps(manifest, indent=1))
         artifacts["manifest"] = str(t / "manifest.json")
         cal = {"unit": TARGET_UNIT, "target": manifest["target"],
@@ -151,8 +226,9 @@ def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame) -> 
                        "(member k predicted fold k); residual = y_true - y_pred",
                **{c: oof[c].round(4).tolist() if oof[c].dtype.kind == "f" else oof[c].tolist()
                   for c in ("material_id", "fold", "y_true", "y_pred")}}
-        (t / CALIBRATION).write_text(json.dumps(cal))
-        artifacts["calibration"] = str(t / CALIBRATION)
+        (t / OOF).write_text(json.dumps(cal))
+        artifacts["oof_predictions"] = str(t / OOF)
+        artifacts.update(save_uncertainty(uq, t))
         if dest.exists():
             shutil.rmtree(dest)
         mlflow.pyfunc.save_model(
@@ -182,8 +258,9 @@ def dir_size(path: Path) -> int:
 
 
 def build(table: Path, out_dir: Path = PRETRAINED_DIR, seed: int = 42,
-          targets: tuple[str, ...] = TARGETS, compare: tuple[str, ...] = ("rf_magpie",)
-          ) -> list[dict]:
+          targets: tuple[str, ...] = TARGETS, compare: tuple[str, ...] = ("rf_magpie",),
+          coverage: float = DEFAULT_COVERAGE,
+          loeo_elements: tuple[str, ...] = tuple(PAPER_LOEO_ELEMENTS)) -> list[dict]:
     """Build one shipped model per target and return their card facts.
 
     Args:
@@ -191,9 +268,13 @@ def build(table: Path, out_dir: Path = PRETRAINED_DIR, seed: int = 42,
         out_dir: where ``<name>/`` directories are written.
         seed: the folds' and forests' seed (``settings.seed``; the pipeline uses the same).
         compare: other model types measured on the same folds and reported in the card.
+        coverage: nominal coverage of the served interval (``registry.interval_coverage``).
+        loeo_elements: elements whose leave-one-element-out coverage the card reports (one
+            extra forest each; empty: none).
     """
     from ecdflow import tracking
     from ecdflow.pretrained.card import render_card
+    from ecdflow.registry import uncertainty_record
 
     df = load_table(table)
     data = {"table": str(table.name), "rows": len(df),
@@ -215,8 +296,12 @@ def build(table: Path, out_dir: Path = PRETRAINED_DIR, seed: int = 42,
                     "inputs": list(get_spec(MODEL_TYPE).inputs), GRID_PARAM: 0,
                     "smearing_A": 0.0, "log_target": False, "name": name,
                     "members": [f"member_{i}" for i in range(len(members))]}
+        # y_pred to 1e-6 GPa: threaded forest predict sums trees in varying order (last bits)
+        uq = uncertainty_record(oof.round({"y_pred": 6}), list(sub["formula"]),
+                                {e for els in sub["elements"] for e in els}, coverage, "abs")
+        loeo = loeo_predictions(sub, target, MODEL_TYPE, SHIPPED_PARAMS, seed, loeo_elements)
         dest = out_dir / name
-        save_model(dest, members, manifest, oof)
+        save_model(dest, members, manifest, oof, uq)
         card = {"name": name, "target": target, "unit": TARGET_UNIT, "model_type": MODEL_TYPE,
                 "inputs": manifest["inputs"], "params": SHIPPED_PARAMS, "seed": seed,
                 "n_members": len(members), "data": {**data, "rows_with_target": len(sub)},
@@ -224,6 +309,10 @@ def build(table: Path, out_dir: Path = PRETRAINED_DIR, seed: int = 42,
                 "protocol": f"{N_FOLDS}-fold CV, KFold(shuffle=True, random_state={seed}) over "
                             "sorted material ids (ecdflow.splits.make_splits)",
                 "cv": summary(folds, oof), "compare": others,
+                "interval": interval_facts(oof, loeo, target, uq["calibration"]),
+                "domain": {"n_train": len(sub), "n_elements": len(uq["domain"].elements),
+                           "threshold": round(uq["domain"].threshold, 4),
+                           "percentile": uq["domain"].percentile},
                 "label_std": float(sub[target].std(ddof=1))}
         (dest / CARD_JSON).write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
         (dest / MODEL_CARD).write_text(render_card(card))

@@ -9,6 +9,44 @@ def _row(label: str, s: dict) -> str:
             f"{s['mae_std']:.1f} | {s['pooled_r2']:.3f} | {s['pooled_rmse']:.1f} |")
 
 
+def _interval_lines(card: dict) -> list[str]:
+    """The interval and domain section (absent facts: cards built before them)."""
+    iv, dom, u = card.get("interval"), card.get("domain"), card["unit"]
+    if not iv:
+        return []
+    p = f"{100 * iv['nominal']:.0f}%"
+    lines = [
+        "## Prediction interval and domain", "",
+        f"Every prediction carries a {p} split-conformal interval (`lower`, `upper`, "
+        f"`coverage`): prediction ± q with q = {iv['q_gpa']:.1f} {u}, the "
+        f"ceil((n+1)·{iv['nominal']:g})-th smallest absolute out-of-fold residual of the "
+        f"n = {iv['n_calibration']} CV materials (`ecdflow.uncertainty`; artifacts "
+        "`calibration.json`, `domain.npz` written by the registry's own code, "
+        "`oof_predictions.json` the residuals' source).", "",
+        "| test set | n | coverage (nominal " + p + ") | mean width | RMSE |",
+        "|---|---|---|---|---|",
+        f"| CV, nested over folds | {iv['cv_n']} | {iv['cv_coverage']:.3f} | "
+        f"{iv['cv_width_gpa']:.1f} {u} | {card['cv']['pooled_rmse']:.1f} {u} |",
+    ]
+    if "loeo_coverage" in iv:
+        lines.append(f"| leave-one-element-out, pooled ({', '.join(iv['per_loeo'])}) | "
+                     f"{iv['loeo_n']} | {iv['loeo_coverage']:.3f} | {iv['loeo_width_gpa']:.1f}"
+                     f" {u} | {iv['loeo_rmse_gpa']:.1f} {u} |")
+        lines += [f"| LOEO {el} | {v['n']} | {v['coverage']:.3f} | | {v['rmse_gpa']:.1f} {u} |"
+                  for el, v in iv["per_loeo"].items()]
+    lines += ["", "Nested CV: each fold's coverage uses a q calibrated on the other four folds' "
+              "residuals only; LOEO: the forest refitted without the element, q from all CV "
+              "residuals. A held-out element breaks exchangeability, so LOEO coverage can fall "
+              "below nominal.", ""]
+    if dom:
+        lines += [f"`out_of_domain` is true when an input holds an element absent from the "
+                  f"{dom['n_train']} training materials ({dom['n_elements']} elements), or its "
+                  "nearest-neighbour distance in standardised Magpie space exceeds "
+                  f"{dom['threshold']:.2f} (the {dom['percentile']:g}th percentile of the "
+                  "training leave-one-out distances); `ood_reason` says which.", ""]
+    return lines
+
+
 def render_card(card: dict) -> str:
     """Markdown model card: data version, protocol, CV metrics (mean ± std over folds and
     pooled, GPa), size, intended use, known limits and how it was made."""
@@ -28,7 +66,7 @@ def render_card(card: dict) -> str:
         f"{card['inputs']}, hyper-parameters `{card['params']}`, seed {card['seed']}",
         f"- served as the fold ensemble of {card['n_members']} models (one per CV fold, no refit"
         " on all data): the prediction is their mean, `uncertainty` their standard deviation "
-        "(a spread, not a calibrated interval)",
+        "(a spread; the calibrated interval is below)",
         "- format: MLflow model (pyfunc `ecdflow.serve.ModulusEnsemble`), members in skops "
         "format (trusted type `sklearn.tree._tree.Tree`)",
         f"- size on disk: {size_line} (whole model directory)",
@@ -51,10 +89,7 @@ def render_card(card: dict) -> str:
         "|---|---|---|---|---|",
         *[f"| {f['fold']} | {f['n_test']} | {f['rmse']:.1f} | {f['mae']:.1f} | {f['r2']:.3f} |"
           for f in cv["per_fold"]],
-        "", "## Calibration data", "",
-        "`artifacts/calibration.json` (pyfunc artifact `calibration`): per material the CV fold "
-        "and the out-of-fold prediction of that fold's member (`material_id`, `fold`, `y_true`, "
-        f"`y_pred`, {card['unit']}): the residuals for split-conformal intervals.", "",
+        "", *_interval_lines(card),
         "## Intended use", "",
         "- Fm-3m (rocksalt, fluorite, Heusler, fcc elements, ...) crystals with elements up to "
         "Rn, excluding lanthanides and actinides; a quick estimate and the baseline a density "
@@ -65,7 +100,7 @@ def render_card(card: dict) -> str:
         "- Labels are from a machine-learned potential on generated structures, not DFT or "
         "experiment; errors against experiment are larger than the CV numbers.",
         "- Random-split CV: chemically close materials sit in train and test; leave-one-"
-        "element-out errors are larger (not measured for this card).",
+        "element-out errors are larger and the interval covers less there (table above).",
         "- A forest cannot extrapolate beyond the label range of the table; other space groups"
         " are refused by the served model.",
         "- The structure is used only through its volume per atom; the charge density is "

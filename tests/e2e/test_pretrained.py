@@ -55,10 +55,10 @@ def test_calibration_residuals_reproduce_the_card(target):
     import pandas as pd
 
     from ecdflow.data.table import read_rows, structure_of
-    from ecdflow.pretrained import CALIBRATION, shipped_for
+    from ecdflow.pretrained import OOF, shipped_for
 
     s = shipped_for(target)
-    cal = json.loads((s.path / "artifacts" / CALIBRATION).read_text())
+    cal = json.loads((s.path / "artifacts" / OOF).read_text())
     err = np.asarray(cal["y_pred"]) - np.asarray(cal["y_true"])
     assert math.sqrt(float(np.mean(err**2))) == pytest.approx(s.card["cv"]["pooled_rmse"],
                                                               abs=1e-3)
@@ -163,7 +163,7 @@ def test_shipped_model_gives_one_answer_per_crystal_whatever_the_file(tmp_path):
 
 def test_build_is_reproducible(tmp_path):
     """Two builds from the same (small) table give the same card metrics and byte-identical
-    calibration data; the card states the table's md5."""
+    out-of-fold predictions and interval calibration; the card states the table's md5."""
     from ecdflow.pretrained.build import build
 
     lines = TABLE.read_text().splitlines()[:80]
@@ -172,8 +172,10 @@ def test_build_is_reproducible(tmp_path):
     cards = [build(table, tmp_path / f"out{i}", seed=42, targets=("K_VRH",))[0]
              for i in (0, 1)]
     assert cards[0]["cv"] == cards[1]["cv"] and cards[0]["compare"] == cards[1]["compare"]
+    assert cards[0]["interval"] == cards[1]["interval"]
     assert cards[0]["data"]["table_md5"] == hashlib.md5(table.read_bytes()).hexdigest()
-    cal = [(tmp_path / f"out{i}" / cards[0]["name"] / "artifacts" / "calibration.json")
-           .read_bytes() for i in (0, 1)]
-    assert cal[0] == cal[1]
+    for f in ("oof_predictions.json", "calibration.json"):
+        cal = [(tmp_path / f"out{i}" / cards[0]["name"] / "artifacts" / f).read_bytes()
+               for i in (0, 1)]
+        assert cal[0] == cal[1], f
     assert cards[0]["name"] == "ecdflow-rf_magpie_volume-fcc80-K_VRH"

@@ -33,7 +33,8 @@ def test_the_wheel_compiles_the_pipeline_outside_the_checkout(tmp_path):
     # the shipped pretrained models travel as package data (MLmodel, members, card)
     shipped = {n for n in names if n.startswith("ecdflow/pretrained/ecdflow-")}
     for part in ("MLmodel", "MODEL_CARD.md", "card.json", "artifacts/member_4.skops",
-                 "artifacts/calibration.json", "python_model.pkl"):
+                 "artifacts/calibration.json", "artifacts/domain.npz",
+                 "artifacts/oof_predictions.json", "python_model.pkl"):
         assert sum(n.endswith("/" + part) for n in shipped) == 2, part
     # the packaged params.yaml is the repository's (a file in the wheel, not a link)
     assert (site / "ecdflow" / "params.yaml").read_text() == (REPO_ROOT / "params.yaml").read_text()
