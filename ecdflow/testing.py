@@ -9,6 +9,8 @@ MLflow UI pages) with every request off the machine blocked and recorded.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """Stop a server started with ``start_new_session=True`` and its children: SIGTERM to its
+    process group, SIGKILL if it has not exited after ``grace_s`` seconds; returns once reaped."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own session
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @contextmanager
