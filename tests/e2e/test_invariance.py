@@ -166,7 +166,7 @@ def _chgcar_text(tmp_path, structure, name) -> str:
 def _frame_sensitivity(members, manifest, prim) -> float:
     """|f(half-cube-shifted density) - f(canonical density)| fed directly (GPa)."""
     from ecdflow.density import procrystal_density
-    from ecdflow.serve import member_predict
+    from ecdflow.ensemble import member_predict
     from ecdflow.symmetry import apply_op
 
     ecd = procrystal_density(prim, GRID)[None, ..., None]
