@@ -111,7 +111,8 @@ def evaluate(settings, rdir: str, target: str, split: str, model_uri: str,
     """Test-fold metrics (GPa) under each TTA set, and the frame gap."""
     from ecdflow.datasets import predict_test
     from ecdflow.modellog import load_logged_model
-    from ecdflow.records import read_index, read_manifest
+    from ecdflow.records import read_manifest
+    from ecdflow.records_reader import read_index
     from ecdflow.results import regression_metrics
     from ecdflow.splits import get_splits, select_split
 
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
                                                 targets))
         return
     from ecdflow.config import load_settings
-    from ecdflow.records import read_index, read_manifest
+    from ecdflow.records import read_manifest
+    from ecdflow.records_reader import read_index
     from ecdflow.splits import get_splits
     from ecdflow.train import train_one
 

@@ -133,7 +133,8 @@ def records_frame(records_dir: str, table: pd.DataFrame | None = None) -> pd.Dat
     """
     import tensorflow as tf
 
-    from ecdflow.records import _raw_dataset, read_manifest
+    from ecdflow.records import read_manifest
+    from ecdflow.records_reader import raw_dataset
 
     manifest = read_manifest(records_dir)
     grid = int(manifest["grid"])
@@ -149,7 +150,7 @@ def records_frame(records_dir: str, table: pd.DataFrame | None = None) -> pd.Dat
     if table is not None:
         rows = {r["material_id"]: r for r in json.loads(table.to_json(orient="records"))}
     out = []
-    for ex in _raw_dataset(tf, records_dir, manifest).map(
+    for ex in raw_dataset(tf, records_dir, manifest).map(
             lambda s: tf.io.parse_single_example(s, spec)):
         mid = ex["material_id"].numpy().decode()
         prov = json.loads(ex["provenance"].numpy().decode() or "{}")
