@@ -43,7 +43,7 @@ def _check_structure(structure) -> str:
 def _check_and_cube(structure) -> tuple[str, Any]:
     """Why a structure cannot be predicted ("" when it can), and its conventional cube.
 
-    The cube is found once here (``ecdflow.density.conventional_cell``, on the same crystal
+    The cube is found once here (``ecdflow.cube.conventional_cell``, on the same crystal
     re-expressed by ``_cube_aligned`` when that applies, which spares spglib) and reused for
     the density."""
     from pymatgen.core import Structure
@@ -58,7 +58,7 @@ def _check_and_cube(structure) -> tuple[str, Any]:
     if structure.volume <= 0 or structure.density > 30:
         return "not a physical crystal (volume/density)", None
     try:
-        from ecdflow.density import conventional_cell
+        from ecdflow.cube import conventional_cell
 
         cube = conventional_cell(_cube_aligned(structure) or structure)
     except Exception as exc:  # noqa: BLE001 - InputError or a symmetry failure

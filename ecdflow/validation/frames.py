@@ -103,8 +103,9 @@ def expected_electrons(row: dict) -> tuple[float, float]:
     if not isinstance(row.get("cell"), list):
         return math.nan, math.nan
     try:
+        from ecdflow.cube import conventional_cell
         from ecdflow.data.table import structure_of
-        from ecdflow.density import conventional_cell, valence_electrons
+        from ecdflow.density import valence_electrons
 
         conv = conventional_cell(structure_of(row))
         return (float(sum(valence_electrons(s.specie.symbol) for s in conv)),
