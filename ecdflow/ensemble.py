@@ -59,7 +59,12 @@ CHUNK = 64
 
 
 def _is_keras(member) -> bool:
-    return hasattr(member, "inputs") and not hasattr(member, "get_params")
+    """A real Keras model (traced in one call); anything else with a ``predict`` (scikit-learn,
+    a user's or a test's stand-in) goes through :func:`member_predict`."""
+    import sys
+
+    keras = sys.modules.get("keras")  # loaded whenever a Keras member was
+    return keras is not None and isinstance(member, keras.Model)
 
 
 def ensemble_predict(members: list, x: dict[str, np.ndarray]) -> np.ndarray:
