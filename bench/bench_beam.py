@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench import machine, write_results
@@ -242,24 +244,33 @@ def _dask_markdown(d: dict) -> list[str]:
     return md
 
 
-def dask_scaling(grid: int) -> dict:
-    """The Dask section: local runner, Dask with 1 and with 2 workers on the quick table."""
+@contextmanager
+def _bench_workspace(prefix: str) -> Iterator[tuple]:
+    """The configured materials table's lines, a scratch folder (removed on exit) with Magpie
+    warmed and the table written once as ``materials.jsonl``, and the load average at start:
+    yields ``(settings, table, lines, tmp, t1, load0)``."""
     from ecdflow.config import load_settings
 
     settings = load_settings()
     table = settings.path(settings.paths.materials)
     lines = [ln for ln in table.read_text().splitlines() if ln.strip()]
     load0 = os.getloadavg()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-beam-dask-"))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         _warm_magpie(lines, tmp / "work")
         t1 = tmp / "materials.jsonl"
         t1.write_text("".join(ln + "\n" for ln in lines))
+        yield settings, table, lines, tmp, t1, load0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def dask_scaling(grid: int) -> dict:
+    """The Dask section: local runner, Dask with 1 and with 2 workers on the quick table."""
+    with _bench_workspace("bench-beam-dask-") as (_, _, _, tmp, t1, load0):
         direct = _measure(t1, grid, "in_memory", 1, tmp, "direct_in_memory")
         d1 = _measure(t1, grid, "dask", 1, tmp, "dask_1_worker")
         d2 = _measure(t1, grid, "dask", 2, tmp, "dask_2_workers")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     d = {"grid": grid, "direct": direct, "dask_1": d1, "dask_2": d2,
          "speedup_2_vs_1": round(d1["wall_s"] / d2["wall_s"], 2),
          "dask_2_vs_direct": round(direct["wall_s"] / d2["wall_s"], 2),
@@ -305,18 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("\n".join(_dask_markdown(res["dask"])))
         return res
 
-    from ecdflow.config import load_settings
-
-    settings = load_settings()
-    rc = settings.records
-    table = settings.path(settings.paths.materials)
-    lines = [ln for ln in table.read_text().splitlines() if ln.strip()]
-    load0 = os.getloadavg()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-beam-"))
-    try:
-        _warm_magpie(lines, tmp / "work")
-        t1 = tmp / "materials.jsonl"
-        t1.write_text("".join(ln + "\n" for ln in lines))
+    with _bench_workspace("bench-beam-") as (settings, table, lines, tmp, t1, load0):
         t5 = _repeated_table(lines, a.repeat, tmp / f"materials-x{a.repeat}.jsonl")
         small = _measure(t1, a.grid, "in_memory", 1, tmp, "in_memory_1_1x")
         big = _measure(t5, a.grid, "in_memory", 1, tmp, f"in_memory_1_{a.repeat}x")
@@ -328,8 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
             tk = _repeated_table(lines, k, tmp / f"materials-x{k}.jsonl")
             scale = _measure(tk, a.grid, "multi_processing", 2, tmp,
                              f"multi_processing_2_x{k}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    rc = settings.records
     growth = {"1x": round(small["peak_rss_MB"] - small["rss_after_imports_MB"], 1),
               f"{a.repeat}x": round(big["peak_rss_MB"] - big["rss_after_imports_MB"], 1)}
     res = {

@@ -7,7 +7,7 @@ bench/results/records_format.json and records_format.md.
 Examples hold real procrystal densities of the first 16 materials of
 data/fcc/materials.jsonl (cycled to ``--n``; each record is compressed on its own stream
 window, so repeats do not flatter the codecs). Write: serialized examples -> shards (TF
-writer). Read: ``ecdflow.records.make_dataset`` (parallel reads, parse, decode, batch 32,
+writer). Read: ``ecdflow.records_reader.make_dataset`` (parallel reads, parse, decode, batch 32,
 no cache), best of 3 full passes. Preprocess: ``run_preprocess`` (DirectRunner in_memory)
 end to end at 60^3 with the configured default codec/dtype.
 """
@@ -25,6 +25,7 @@ import numpy as np
 
 from bench import machine, write_results
 from ecdflow import records as R
+from ecdflow import records_reader as RD
 from ecdflow.config import REPO_ROOT, load_settings
 
 GRID = 60
@@ -47,13 +48,13 @@ def _materials(n_distinct: int) -> list[tuple[dict, np.ndarray, np.ndarray]]:
 def read_rate(d: str, passes: int = 3, cache: bool = False) -> float:
     """Best samples/s over ``passes`` full passes (with ``cache``: passes after the first)."""
     best = 0.0
-    ds = R.make_dataset(d, target="K_VRH", batch_size=32, cache=cache)
+    ds = RD.make_dataset(d, target="K_VRH", batch_size=32, cache=cache)
     if cache:
         for _ in ds:
             pass
     for _ in range(passes):
         if not cache:
-            ds = R.make_dataset(d, target="K_VRH", batch_size=32, cache=False)
+            ds = RD.make_dataset(d, target="K_VRH", batch_size=32, cache=False)
         t0 = time.perf_counter()
         n = sum(int(f["material_id"].shape[0]) for f, _ in ds)
         best = max(best, n / (time.perf_counter() - t0))

@@ -4,7 +4,7 @@ Run: ``python -m bench.bench_s3 [--n 512] [--grid 60]``. Writes bench/results/s3
 s3.md.
 
 The same ``--n`` synthetic examples (float16, uncompressed, 4 shards, the default record
-format) are read with ``ecdflow.records.make_dataset`` (batch 32, no cache, best of 3 full
+format) are read with ``ecdflow.records_reader.make_dataset`` (batch 32, no cache, best of 3 full
 passes) from a local folder and from ``s3://`` on a moto S3 server on 127.0.0.1 (signed HTTP
 requests through tensorflow-io's S3 file system). Each read runs in its own subprocess,
 because a process that read s3:// through tensorflow-io must leave with ``os._exit``

@@ -122,7 +122,7 @@ def distinct_cifs(n: int, seed: int = 0) -> list[str]:
     in proportion to the default quotas), seeded, in shuffled order. Only crystals the served
     model accepts are kept (the generator's unlabelled guesses include a few over 30 g/cm^3)."""
     from ecdflow.data.generate import DEFAULT_QUOTAS, generate
-    from ecdflow.serve import _check_structure
+    from ecdflow.serve_input import _check_structure
 
     quotas = {k: max(1, int(np.ceil(v * n / sum(DEFAULT_QUOTAS.values()) * 1.4)))
               for k, v in DEFAULT_QUOTAS.items()}

@@ -5,7 +5,7 @@
 
 1. Frame consistency (no training): per prototype family of the committed table, the share of
    materials whose origin holds the element of the prototype's 4a role, under the old rule
-   (heavier atom at the origin) and the canonical rule (``ecdflow.density.canonical_origin``,
+   (heavier atom at the origin) and the canonical rule (``ecdflow.cube.canonical_origin``,
    less electronegative atom). Rows whose elements fit both roles' pools are left out.
 2. CV (quick profile: ``data/fcc/materials-quick.jsonl``, 32^3, cnn3d, folds 0 and 1, both
    targets, ``training.*`` of the quick profile): records preprocessed twice, in the old frame
@@ -46,7 +46,7 @@ TTA_CHECK = "point48"
 def heavier_at_origin(species, frac, a) -> bool:
     """The previous frame rule, for comparison only: the heavier atom of the two m-3m sites
     at the origin (True: move the centre to the origin)."""
-    from ecdflow.density import _site_species
+    from ecdflow.cube import _site_species
 
     s0 = _site_species(species, frac, np.zeros(3))
     s1 = _site_species(species, frac, np.full(3, 0.5))
@@ -56,9 +56,9 @@ def heavier_at_origin(species, frac, a) -> bool:
 def frame_consistency(table: Path) -> list[dict]:
     """Per family with both m-3m sites occupied: share with the 4a-role element at the origin
     under each rule (see the module doc)."""
+    from ecdflow.cube import _site_species, conventional_cell
     from ecdflow.data.prototypes import FAMILIES
     from ecdflow.data.table import read_rows, structure_of
-    from ecdflow.density import _site_species, conventional_cell
 
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in read_rows(str(table)):
@@ -94,16 +94,16 @@ def _consistency(pct: float) -> float:
 
 def preprocess(settings, out: Path, frame: str) -> dict:
     """Records of the quick table in one frame (the old rule patched in for ``mass``)."""
-    import ecdflow.density as D
+    import ecdflow.cube as C
     from ecdflow.preprocess import run_preprocess
 
-    saved = D.canonical_origin
+    saved = C.canonical_origin
     if frame == "mass":
-        D.canonical_origin = heavier_at_origin
+        C.canonical_origin = heavier_at_origin
     try:
         return run_preprocess(settings, out_dir=str(out))
     finally:
-        D.canonical_origin = saved
+        C.canonical_origin = saved
 
 
 def evaluate(settings, rdir: str, target: str, split: str, model_uri: str,
@@ -111,7 +111,8 @@ def evaluate(settings, rdir: str, target: str, split: str, model_uri: str,
     """Test-fold metrics (GPa) under each TTA set, and the frame gap."""
     from ecdflow.datasets import predict_test
     from ecdflow.modellog import load_logged_model
-    from ecdflow.records import read_index, read_manifest
+    from ecdflow.records import read_manifest
+    from ecdflow.records_reader import read_index
     from ecdflow.results import regression_metrics
     from ecdflow.splits import get_splits, select_split
 
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
                                                 targets))
         return
     from ecdflow.config import load_settings
-    from ecdflow.records import read_index, read_manifest
+    from ecdflow.records import read_manifest
+    from ecdflow.records_reader import read_index
     from ecdflow.splits import get_splits
     from ecdflow.train import train_one
 

@@ -62,7 +62,7 @@ def to_model_grid(structure, rho: np.ndarray, grid: int = 60, order: int = 3) ->
     """
     from scipy.ndimage import map_coordinates
 
-    from ecdflow.density import conventional_map
+    from ecdflow.cube import conventional_map
 
     P, p, _ = conventional_map(structure)
     u = np.arange(grid) / grid

@@ -1,5 +1,5 @@
 """tf.data and numpy views of the TFRecords for training: the model's inputs only, the
-training-set statistics, predictions. Reads through ``ecdflow.records.make_dataset``.
+training-set statistics, predictions. Reads through ``ecdflow.records_reader.make_dataset``.
 
 Shapes: ``ecd`` (batch, N, N, N, 1) float32 e/Å^3, ``magpie`` (batch, 132) float32; labels
 (batch, 1) in the training-target space (GPa, or log10 GPa with ``training.log_target``).
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ecdflow.models import InputStats
-from ecdflow.records import make_dataset
+from ecdflow.records_reader import make_dataset
 from ecdflow.schema import INPUT_ECD, INPUT_MAGPIE
 
 

@@ -170,7 +170,7 @@ def material_ecd(
     composition is the row's formula) and resampled. Raises InputError (missing CHGCAR, bad
     structure/file, formula mismatch).
     """
-    from ecdflow.density import conventional_cell
+    from ecdflow.cube import conventional_cell
 
     mid = str(row["material_id"])
     if chgcar_dir:

@@ -1,4 +1,4 @@
-"""The TFRecord example schema (version 1) and its tf.data reader.
+"""The TFRecord example schema (version 1): encoding, shard writing and the manifest.
 
 One ``tf.train.Example`` per material (see docs/architecture.md, "TFRecord example"):
 
@@ -13,14 +13,15 @@ One ``tf.train.Example`` per material (see docs/architecture.md, "TFRecord examp
 - ``provenance``: a JSON string (label source, ECD source, settings)
 
 Shards sit in one directory (local or ``s3://``) beside ``manifest.json`` (count, shards,
-schema_version, grid, dtype, compression, data_hash). The reader takes the layout from it.
+schema_version, grid, dtype, compression, data_hash). The tf.data reader
+(``make_dataset``, ``read_index``) is ``ecdflow.records_reader`` and takes the layout from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,6 @@ from ecdflow.schema import (
     GRID_PARAM,
     INPUT_VOLUME,
     MAGPIE_LEN,
-    TARGETS,
     is_remote,
 )
 
@@ -54,11 +54,12 @@ def shard_suffix(compression: str) -> str:
     return _SUFFIX[compression]
 
 
-def _join(base: str, name: str) -> str:
+def join_path(base: str, name: str) -> str:
+    """``name`` inside the directory ``base`` (local path or ``s3://`` URL)."""
     return f"{str(base).rstrip('/')}/{name}"
 
 
-def _tf_for(path: str):
+def tf_for(path: str):
     """Import TensorFlow, plus tensorflow_io when ``path`` is remote (registers ``s3://``)."""
     import tensorflow as tf
 
@@ -154,10 +155,10 @@ def write_records(
 
     Shard names follow the Beam writer: ``part-SSSSS-of-NNNNN<suffix>``. Returns the paths.
     """
-    tf = _tf_for(out_dir)
+    tf = tf_for(out_dir)
     tf.io.gfile.makedirs(str(out_dir))
     suffix = shard_suffix(compression)
-    paths = [_join(out_dir, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}{suffix}")
+    paths = [join_path(out_dir, f"{SHARD_PREFIX}-{i:05d}-of-{num_shards:05d}{suffix}")
              for i in range(num_shards)]
     opts = tf.io.TFRecordOptions(compression_type=compression)
     writers = [tf.io.TFRecordWriter(p, opts) for p in paths]
@@ -172,8 +173,8 @@ def write_records(
 
 def list_shards(records_dir: str) -> list[str]:
     """Sorted shard paths (``part-*``) in ``records_dir`` (local or ``s3://``)."""
-    tf = _tf_for(records_dir)
-    return sorted(tf.io.gfile.glob(_join(records_dir, f"{SHARD_PREFIX}-*")))
+    tf = tf_for(records_dir)
+    return sorted(tf.io.gfile.glob(join_path(records_dir, f"{SHARD_PREFIX}-*")))
 
 
 def data_hash(paths: Iterable[str], compression: str = "") -> str:
@@ -185,7 +186,7 @@ def data_hash(paths: Iterable[str], compression: str = "") -> str:
     paths = sorted(paths)
     digests: list[bytes] = []
     if paths:
-        tf = _tf_for(paths[0])
+        tf = tf_for(paths[0])
         for rec in tf.data.TFRecordDataset(paths, compression_type=compression):
             digests.append(hashlib.sha256(rec.numpy()).digest())
     return "sha256:" + hashlib.sha256(b"".join(sorted(digests))).hexdigest()
@@ -196,15 +197,15 @@ def count_records(paths: Iterable[str], compression: str) -> int:
     paths = list(paths)
     if not paths:
         return 0
-    tf = _tf_for(paths[0])
+    tf = tf_for(paths[0])
     ds = tf.data.TFRecordDataset(paths, compression_type=compression)
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
 def write_manifest(out_dir: str, manifest: dict) -> str:
     """Write ``manifest.json`` into ``out_dir``; returns its path."""
-    tf = _tf_for(out_dir)
-    path = _join(out_dir, MANIFEST_NAME)
+    tf = tf_for(out_dir)
+    path = join_path(out_dir, MANIFEST_NAME)
     with tf.io.gfile.GFile(path, "w") as fh:
         fh.write(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
@@ -218,8 +219,8 @@ def read_manifest(records_dir: str) -> dict:
     """
     from ecdflow.errors import InputError
 
-    tf = _tf_for(records_dir)
-    path = _join(records_dir, MANIFEST_NAME)
+    tf = tf_for(records_dir)
+    path = join_path(records_dir, MANIFEST_NAME)
     if not tf.io.gfile.exists(path):
         raise InputError(str(records_dir), "no manifest.json (run `ecdflow preprocess` first)")
     with tf.io.gfile.GFile(path, "r") as fh:
@@ -228,154 +229,6 @@ def read_manifest(records_dir: str) -> dict:
         raise InputError(path, f"schema_version {manifest.get('schema_version')} is not "
                                f"{SCHEMA_VERSION}")
     return manifest
-
-
-def _shard_paths(records_dir: str, manifest: dict) -> list[str]:
-    return [_join(records_dir, s) for s in manifest["shards"]]
-
-
-def _raw_dataset(tf, records_dir: str, manifest: dict):
-    """Serialized examples, shards read in parallel and interleaved (deterministic order)."""
-    paths = _shard_paths(records_dir, manifest)
-    return tf.data.TFRecordDataset(paths, compression_type=manifest["compression"],
-                                   num_parallel_reads=min(len(paths), 8) or None)
-
-
-def _index_spec(tf) -> dict:
-    return {
-        "material_id": tf.io.FixedLenFeature([], tf.string),
-        "formula": tf.io.FixedLenFeature([], tf.string),
-        "elements": tf.io.VarLenFeature(tf.string),
-        "K_VRH": tf.io.FixedLenFeature([1], tf.float32),
-        "G_VRH": tf.io.FixedLenFeature([1], tf.float32),
-    }
-
-
-def make_dataset(
-    records_dir: str,
-    *,
-    target: str | None = None,
-    inputs: tuple[str, ...] = ("ecd", "magpie"),
-    ids: Collection[str] | None = None,
-    batch_size: int = 32,
-    shuffle_seed: int | None = None,
-    cache: bool = True,
-    log_target: bool = False,
-    repeat: bool = False,
-):
-    """A batched ``tf.data.Dataset`` over the shards in ``records_dir`` (local or ``s3://``).
-
-    Elements are ``(features, label)`` (``features`` only when ``target`` is None).
-    ``features`` holds ``material_id`` (string) and, per ``inputs``, ``ecd`` float32
-    (N, N, N, 1) in e/Å^3, ``magpie`` float32 (132,) and ``volume_per_atom`` float32 (1,)
-    Å^3/atom (only when the manifest says ``has_volume``). ``label`` is float32 (1,): the target
-    modulus in GPa, or log10(GPa) with ``log_target``. Materials whose target is NaN (or <= 0
-    with ``log_target``) are skipped. ``ids`` keeps only those material ids. ``shuffle_seed``
-    None keeps the file order (interleaved, deterministic); ``batch_size`` <= 0 gives unbatched
-    elements.
-    """
-    tf = _tf_for(records_dir)
-    manifest = read_manifest(records_dir)
-    grid, dtype = int(manifest[GRID_PARAM]), manifest["dtype"]
-    bad = set(inputs) - {"ecd", "magpie", INPUT_VOLUME}
-    if bad or not inputs:
-        raise ValueError("inputs must be a non-empty subset of ('ecd', 'magpie', "
-                         f"'{INPUT_VOLUME}'), got {inputs}")
-    if target is not None and target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    if "ecd" in inputs and not has_density(manifest):
-        from ecdflow.errors import InputError
-
-        raise InputError(str(records_dir), "these records carry no density (composition-only "
-                                           "table): only Magpie models can read them")
-    if INPUT_VOLUME in inputs and not manifest.get("has_volume", False):
-        from ecdflow.errors import InputError
-
-        raise InputError(str(records_dir), "these records carry no volume per atom "
-                                           "(composition-only table, or written before the "
-                                           "field: rerun `ecdflow preprocess`)")
-    spec: dict[str, Any] = {"material_id": tf.io.FixedLenFeature([], tf.string)}
-    if INPUT_VOLUME in inputs:
-        spec[INPUT_VOLUME] = tf.io.FixedLenFeature([1], tf.float32, default_value=[np.nan])
-    if "ecd" in inputs:
-        spec["ecd"] = tf.io.FixedLenFeature([], tf.string)
-    if "magpie" in inputs:
-        spec["magpie"] = tf.io.FixedLenFeature([MAGPIE_LEN], tf.float32)
-    if target:
-        spec[target] = tf.io.FixedLenFeature([1], tf.float32)
-    store = tf.float16 if dtype == "float16" else tf.float32
-
-    ds = _raw_dataset(tf, records_dir, manifest)
-    ds = ds.map(lambda s: tf.io.parse_single_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
-    if ids is not None:
-        keys = tf.constant(sorted({str(i) for i in ids}) or [""], dtype=tf.string)
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, dtype=tf.int64)),
-            default_value=0)
-        wanted = len(ids) > 0
-        ds = ds.filter(lambda ex: tf.logical_and(wanted, table.lookup(ex["material_id"]) > 0))
-    if target:
-        def _ok(ex):
-            y = ex[target][0]
-            ok = tf.math.is_finite(y)
-            return tf.logical_and(ok, y > 0) if log_target else ok
-        ds = ds.filter(_ok)
-
-    def _decode(ex):  # one example or a batch (leading dimension kept)
-        feats = {"material_id": ex["material_id"]}
-        lead = tf.shape(ex["material_id"])
-        if "ecd" in inputs:
-            rho = tf.io.decode_raw(ex["ecd"], store, little_endian=True)
-            shape = tf.concat([lead, [grid, grid, grid, 1]], axis=0)
-            feats["ecd"] = tf.cast(tf.reshape(rho, shape), tf.float32)
-        if "magpie" in inputs:
-            feats["magpie"] = ex["magpie"]
-        if INPUT_VOLUME in inputs:
-            feats[INPUT_VOLUME] = ex[INPUT_VOLUME]
-        if not target:
-            return feats
-        y = ex[target]
-        if log_target:
-            y = tf.math.log(y) / tf.math.log(tf.constant(10.0))
-        return feats, y
-
-    if cache:
-        ds = ds.cache()  # parsed, still-encoded examples: float16 storage halves the memory
-    if shuffle_seed is not None:
-        ds = ds.shuffle(max(int(manifest["count"]), 1), seed=shuffle_seed,
-                        reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()  # before batching: every batch is full
-    if batch_size and batch_size > 0:
-        ds = ds.batch(batch_size)  # then decode a whole batch at once (vectorized)
-    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def read_index(records_dir: str):
-    """Per-material table without decoding the ECD, in file order.
-
-    Returns a DataFrame with ``material_id``, ``formula``, ``elements`` (list of symbols),
-    ``K_VRH``, ``G_VRH`` (GPa, NaN when missing) - for splits and evaluation.
-    """
-    import pandas as pd
-
-    tf = _tf_for(records_dir)
-    manifest = read_manifest(records_dir)
-    spec = _index_spec(tf)
-    ds = _raw_dataset(tf, records_dir, manifest)
-    rows = []
-    for batch in ds.batch(256).map(lambda s: tf.io.parse_example(s, spec)):
-        elements = tf.RaggedTensor.from_sparse(batch["elements"]).to_list()
-        for i, mid in enumerate(batch["material_id"].numpy()):
-            rows.append({
-                "material_id": mid.decode(),
-                "formula": batch["formula"][i].numpy().decode(),
-                "elements": [e.decode() for e in elements[i]],
-                "K_VRH": float(batch["K_VRH"][i, 0]),
-                "G_VRH": float(batch["G_VRH"][i, 0]),
-            })
-    return pd.DataFrame(rows, columns=["material_id", "formula", "elements", "K_VRH", "G_VRH"])
 
 
 def build_manifest(

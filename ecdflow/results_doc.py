@@ -88,16 +88,26 @@ def _best(runs, kind, target, models) -> str | None:
     return None if sub.empty else str(sub.groupby("model")["rmse"].mean().idxmin())
 
 
+def _magpie_vs_ecd(runs, kind, target, ecd_first: bool, words: str) -> str | None:
+    """One claim line: the best Magpie and the best ECD model of one split kind and target,
+    paired in the order asked (``{a}`` vs ``{b}`` in ``words``), then the verdict; None when
+    either model is missing or they share no fold."""
+    mag, ecd = _best(runs, kind, target, MAGPIE_MODELS), _best(runs, kind, target, ECD_MODELS)
+    if not (mag and ecd):
+        return None
+    a, b = (ecd, mag) if ecd_first else (mag, ecd)
+    p = _pair(runs, kind, target, a, b)
+    return None if p is None else f"{target}: {words.format(a=a, b=b)}: {p['verdict']}"
+
+
 def claims(runs: pd.DataFrame) -> dict[str, list[str]]:
     """The paper's four claims and issue 15's baseline question, answered per target with
     paired comparisons over the same folds (CV) or held-out elements (LOEO)."""
     out: dict[str, list[str]] = {k: [] for k in ("magpie", "fusion", "loeo", "tsne", "volume")}
     for t in sorted(runs.target.unique()):
-        mag, ecd = _best(runs, "cv", t, MAGPIE_MODELS), _best(runs, "cv", t, ECD_MODELS)
-        if mag and ecd:
-            p = _pair(runs, "cv", t, mag, ecd)
-            out["magpie"].append(f"{t}: best Magpie model {mag} vs best ECD model {ecd}, per-"
-                                 f"fold CV RMSE: {p['verdict']}")
+        line = _magpie_vs_ecd(runs, "cv", t, ecd_first=False, words="best Magpie model {a} "
+                              "vs best ECD model {b}, per-fold CV RMSE")
+        out["magpie"] += [line] if line else []
         if "fusion" in set(runs.model):
             for m in SINGLE_MODELS:
                 p = _pair(runs, "cv", t, "fusion", m)
@@ -109,11 +119,9 @@ def claims(runs: pd.DataFrame) -> dict[str, list[str]]:
             n_ecd = int(best.isin(ECD_MODELS).sum())
             out["loeo"].append(f"{t}: an ECD model has the lowest RMSE on {n_ecd} of "
                                f"{len(best)} held-out elements")
-            mag, ecd = _best(runs, "loeo", t, MAGPIE_MODELS), _best(runs, "loeo", t, ECD_MODELS)
-            if mag and ecd:
-                p = _pair(runs, "loeo", t, ecd, mag)
-                out["loeo"].append(f"{t}: {ecd} vs {mag} paired over the held-out elements: "
-                                   f"{p['verdict']}")
+            line = _magpie_vs_ecd(runs, "loeo", t, ecd_first=True,
+                                  words="{a} vs {b} paired over the held-out elements")
+            out["loeo"] += [line] if line else []
         if "rf_magpie_volume" in set(runs.model):
             dens = _best(runs, "cv", t, (*ECD_MODELS, "fusion"))
             if dens:

@@ -9,6 +9,8 @@ MLflow UI pages) with every request off the machine blocked and recorded.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+#: environment variables a local pipeline run's task subprocesses must not inherit (an outside
+#: MLflow server, a work dir or profile of the shell)
+RUN_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "ECDFLOW_WORK_DIR",
+                "ECDFLOW_PROFILE")
+
+
+def write_profile(params_file: Path, name: str, work: Path, profile: dict) -> Path:
+    """Write the checkout's ``params.yaml`` plus one profile ``name`` to ``params_file``: the
+    given ``profile`` with every store (work, records, validation, reports) under ``work``
+    (keys in ``profile["paths"]`` win). Returns ``params_file``."""
+    import yaml
+
+    from ecdflow.config import REPO_ROOT
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    paths = {"work_dir": str(work), "records_dir": str(work / "records"),
+             "validation_dir": str(work / "validation"), "reports_dir": str(work / "reports")}
+    params["profiles"][name] = {**profile, "paths": {**paths, **profile.get("paths", {})}}
+    params_file.write_text(yaml.safe_dump(params))
+    return params_file
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """Stop a server started with ``start_new_session=True`` and its children: SIGTERM to its
+    process group, SIGKILL if it has not exited after ``grace_s`` seconds; returns once reaped."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own session
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @contextmanager

@@ -114,7 +114,8 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
 
     import mlflow
 
-    from ecdflow.records import density_kind, read_index, read_manifest
+    from ecdflow.records import density_kind, read_manifest
+    from ecdflow.records_reader import read_index
 
     spec = _check_key(key)
     model, target, split, repeat = key.model, key.target, key.split, key.repeat

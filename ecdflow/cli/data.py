@@ -189,7 +189,8 @@ def chgcar_cmd(ctx: click.Context, source: str, out: Path, table: Path | None,
     The line printed gives the kind read and the electrons in the cell (from the density).
     """
     from ecdflow.chgcar import to_model_grid, write_chgcar
-    from ecdflow.density import conventional_cell, procrystal_density
+    from ecdflow.cube import conventional_cell
+    from ecdflow.density import procrystal_density
 
     cfg = settings(ctx)
     n = grid or cfg.density.grid

@@ -94,8 +94,9 @@ def gate_metrics(table: Path, quarantine: Path, cfg: PlausibilityConfig,
 def _cube(row: dict, grid: int, cation: str) -> tuple[np.ndarray, float, float]:
     """(rho * a^3 on the grid with ``cation`` at the origin, a in Å, rho at the cation site
     in e/Å^3); rho is the procrystal on the conventional cube."""
+    from ecdflow.cube import conventional_cell
     from ecdflow.data.table import structure_of
-    from ecdflow.density import conventional_cell, procrystal_density
+    from ecdflow.density import procrystal_density
 
     s = structure_of(row)
     conv = conventional_cell(s)

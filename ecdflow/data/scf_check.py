@@ -35,8 +35,9 @@ def scf_vs_procrystal(settings: dict = SETTINGS, verbose: int = 0) -> dict:
     """Run the SCF and compare (see the module docstring). Raises ImportError without pyscf."""
     from pyscf.pbc import dft, gto
 
+    from ecdflow.cube import conventional_cell
     from ecdflow.data.table import structure_of
-    from ecdflow.density import conventional_cell, procrystal_density
+    from ecdflow.density import procrystal_density
 
     row = next(r for r in iter_jsonl(REPO_ROOT / "data/fcc/materials.jsonl")
                if r["material_id"] == settings["material_id"])

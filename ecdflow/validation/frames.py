@@ -103,8 +103,9 @@ def expected_electrons(row: dict) -> tuple[float, float]:
     if not isinstance(row.get("cell"), list):
         return math.nan, math.nan
     try:
+        from ecdflow.cube import conventional_cell
         from ecdflow.data.table import structure_of
-        from ecdflow.density import conventional_cell, valence_electrons
+        from ecdflow.density import valence_electrons
 
         conv = conventional_cell(structure_of(row))
         return (float(sum(valence_electrons(s.specie.symbol) for s in conv)),
@@ -133,7 +134,8 @@ def records_frame(records_dir: str, table: pd.DataFrame | None = None) -> pd.Dat
     """
     import tensorflow as tf
 
-    from ecdflow.records import _raw_dataset, read_manifest
+    from ecdflow.records import read_manifest
+    from ecdflow.records_reader import raw_dataset
 
     manifest = read_manifest(records_dir)
     grid = int(manifest["grid"])
@@ -149,7 +151,7 @@ def records_frame(records_dir: str, table: pd.DataFrame | None = None) -> pd.Dat
     if table is not None:
         rows = {r["material_id"]: r for r in json.loads(table.to_json(orient="records"))}
     out = []
-    for ex in _raw_dataset(tf, records_dir, manifest).map(
+    for ex in raw_dataset(tf, records_dir, manifest).map(
             lambda s: tf.io.parse_single_example(s, spec)):
         mid = ex["material_id"].numpy().decode()
         prov = json.loads(ex["provenance"].numpy().decode() or "{}")

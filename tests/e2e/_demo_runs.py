@@ -154,3 +154,10 @@ def make_pipeline_run(settings: Settings, pid: str = "pr-test-1", seed: int = 0,
             _log_run(settings, parent, pid, name, target, "loeo-Cl", "loeo", "Cl", make(), x, y,
                      rows, loeo)
     return pid
+
+
+def demo_pipeline_run(tmp: Path) -> tuple[Settings, str]:
+    """``demo_settings(tmp)`` and the id of a pipeline run made in them (``make_pipeline_run``),
+    for module-scoped fixtures."""
+    settings = demo_settings(tmp)
+    return settings, make_pipeline_run(settings)

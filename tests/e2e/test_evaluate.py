@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _demo_runs import DATA_VERSION, demo_settings, make_pipeline_run  # noqa: E402
+from _demo_runs import DATA_VERSION, demo_pipeline_run  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("evaluate")
-    s = demo_settings(tmp)
-    return s, make_pipeline_run(s)
+    return demo_pipeline_run(tmp_path_factory.mktemp("evaluate"))
 
 
 def test_evaluate_report_tables_and_parent_artifacts(run):

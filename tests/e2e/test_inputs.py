@@ -94,12 +94,13 @@ def _settings(tmp: Path):
 
 def _records(out: Path) -> dict[str, dict]:
     from ecdflow import records as R
+    from ecdflow import records_reader as RD
 
     man = R.read_manifest(str(out))
     inputs = ("ecd", "magpie") if R.has_density(man) else ("magpie",)
-    idx = R.read_index(str(out)).set_index("material_id")
+    idx = RD.read_index(str(out)).set_index("material_id")
     got = {}
-    for f in R.make_dataset(str(out), batch_size=0, inputs=inputs):
+    for f in RD.make_dataset(str(out), batch_size=0, inputs=inputs):
         mid = f["material_id"].numpy().decode()
         got[mid] = {"K_VRH": float(idx.loc[mid, "K_VRH"]),
                     "ecd": f["ecd"].numpy()[..., 0] if "ecd" in f else None}

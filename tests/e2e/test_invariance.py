@@ -166,7 +166,7 @@ def _chgcar_text(tmp_path, structure, name) -> str:
 def _frame_sensitivity(members, manifest, prim) -> float:
     """|f(half-cube-shifted density) - f(canonical density)| fed directly (GPa)."""
     from ecdflow.density import procrystal_density
-    from ecdflow.serve import member_predict
+    from ecdflow.ensemble import member_predict
     from ecdflow.symmetry import apply_op
 
     ecd = procrystal_density(prim, GRID)[None, ..., None]
@@ -210,13 +210,13 @@ def test_chgcar_with_shifted_origin_gives_the_structure_prediction(served, name,
 def test_origin_averaging_alone_makes_the_frame_rule_irrelevant(trained_cnn3d, monkeypatch):
     """With ``tta: origin`` the prediction does not depend on which m-3m site the frame rule
     puts at the origin (forced either way here); without it, it does."""
-    import ecdflow.density as D
+    import ecdflow.cube as C
 
     texts = {n: _prototype(n).to_json() for n in ("rocksalt", "heusler", "elpasolite")}
     got = {}
     for tta in ("none", "origin"):
         for forced in (False, True):
-            monkeypatch.setattr(D, "canonical_origin", lambda *a, f=forced: f)
+            monkeypatch.setattr(C, "canonical_origin", lambda *a, f=forced: f)
             got[tta, forced] = _serve([trained_cnn3d], _manifest("cnn3d", tta), texts)
     for n in texts:
         assert got["origin", False][n] == pytest.approx(got["origin", True][n], abs=1e-3)

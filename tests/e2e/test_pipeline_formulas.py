@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ecdflow.config import REPO_ROOT
+from ecdflow.testing import RUN_ENV_VARS, write_profile
 
 pytestmark = pytest.mark.slow
 
@@ -28,22 +28,15 @@ def formulas(tmp_path: Path, monkeypatch):
     table.write_text("material_id,formula,K_VRH,G_VRH\n" + "".join(
         f"{r['material_id']},{r['formula']},{r['K_VRH']},{r['G_VRH']}\n" for r in rows))
     work = tmp_path / "work"
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["profiles"]["compo"] = {
-        "paths": {"work_dir": str(work), "records_dir": str(work / "records"),
-                  "validation_dir": str(work / "validation"),
-                  "reports_dir": str(work / "reports")},
+    pfile = write_profile(tmp_path / "params.yaml", "compo", work, {
         "targets": ["K_VRH"], "records": {"num_shards": 1},
         "splits": {"n_folds": 2, "folds": [0, 1], "loeo_elements": []},
         "training": {"epochs": 2, "repeats": 1, "patience": 1, "batch_size": 32},
         # every model enabled: the density ones must be skipped, not fail
         "models": {"enabled": ["rf_magpie", "cnn_magpie", *DENSITY_MODELS]},
         "mlflow": {"experiment": "e2e-formulas"},
-    }
-    pfile = tmp_path / "params.yaml"
-    pfile.write_text(yaml.safe_dump(params))
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "ECDFLOW_WORK_DIR",
-                "ECDFLOW_PROFILE"):
+    })
+    for var in RUN_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     yield pfile, table, work
     shutil.rmtree(work, ignore_errors=True)

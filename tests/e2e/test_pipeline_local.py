@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ecdflow.config import REPO_ROOT, load_settings
+from ecdflow.testing import RUN_ENV_VARS, write_profile
 
 pytestmark = pytest.mark.slow
 
@@ -24,24 +24,17 @@ def tiny(tmp_path: Path, monkeypatch):
     table = tmp_path / "materials.jsonl"
     table.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     work = tmp_path / "work"
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["profiles"]["tiny"] = {
-        "paths": {"materials": str(table), "work_dir": str(work),
-                  "records_dir": str(work / "records"),
-                  "validation_dir": str(work / "validation"),
-                  "reports_dir": str(work / "reports")},
+    pfile = write_profile(tmp_path / "params.yaml", "tiny", work, {
+        "paths": {"materials": str(table)},
         "targets": ["K_VRH"], "density": {"grid": 16, "smearing_A": 0.3},
         "records": {"num_shards": 1},
         "splits": {"n_folds": 2, "folds": [0], "loeo_elements": []},
         "training": {"epochs": 1, "repeats": 1, "patience": 1, "batch_size": 16},
         "models": {"enabled": ["rf_magpie", "cnn_magpie"]},
         "mlflow": {"experiment": "e2e"},
-    }
-    pfile = tmp_path / "params.yaml"
-    pfile.write_text(yaml.safe_dump(params))
+    })
     # the task subprocesses inherit the environment: no outside MLflow server, no profile
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "ECDFLOW_WORK_DIR",
-                "ECDFLOW_PROFILE"):
+    for var in RUN_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     yield pfile, load_settings(pfile, "tiny")
     shutil.rmtree(work, ignore_errors=True)

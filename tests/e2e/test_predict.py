@@ -101,7 +101,8 @@ def test_pyfunc_ecd_model_on_structure_and_chgcar(tmp_path):
     import mlflow
 
     from ecdflow.chgcar import write_chgcar
-    from ecdflow.density import conventional_cell, procrystal_density
+    from ecdflow.cube import conventional_cell
+    from ecdflow.density import procrystal_density
     from ecdflow.serve import ModulusEnsemble, signature
 
     grid = 8

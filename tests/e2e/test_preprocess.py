@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ecdflow import records as R
+from ecdflow import records_reader as RD
 from ecdflow.config import load_settings
 from ecdflow.errors import InputError
 from ecdflow.preprocess import run_preprocess
@@ -64,7 +65,7 @@ def test_count_exact_with_quarantine_and_byte_exact_read(tmp_path: Path, table):
     assert sorted(d["item_id"] for d in dead) == ["bad-nan-label", "bad-structure"]
     assert all(d["reason"] and "\n" not in d["reason"] for d in dead)
     got = {}
-    for feats, y in R.make_dataset(str(out), target="K_VRH", batch_size=0):
+    for feats, y in RD.make_dataset(str(out), target="K_VRH", batch_size=0):
         got[feats["material_id"].numpy().decode()] = (feats["ecd"].numpy(),
                                                       feats["magpie"].numpy(), float(y[0]))
     assert set(got) == {r["material_id"] for r in good}
@@ -103,7 +104,7 @@ def test_chgcar_route_quarantines_missing_file(tmp_path: Path, table):
     miss = [d for d in dead if d["item_id"] == good[4]["material_id"]]
     assert len(miss) == 1 and "no CHGCAR" in miss[0]["reason"]
     feats = {f["material_id"].numpy().decode(): f["ecd"].numpy()[..., 0]
-             for f in R.make_dataset(str(out), batch_size=0, inputs=("ecd",))}
+             for f in RD.make_dataset(str(out), batch_size=0, inputs=("ecd",))}
     r = good[0]
     pro = procrystal_density(structure_of(r), grid=GRID)
     corr = np.corrcoef(feats[r["material_id"]].ravel(), pro.ravel())[0, 1]

@@ -65,13 +65,13 @@ def test_calibration_residuals_reproduce_the_card(target):
     assert len(set(cal["material_id"])) == len(cal["material_id"]) == \
         s.card["data"]["rows_with_target"]
     # the whole ensemble on three table materials, against the stored OOF predictions
-    from ecdflow.serve import load_member, member_predict
+    from ecdflow.ensemble import load_member, member_predict
 
     rows = {r["material_id"]: r for r in read_rows(TABLE)}
     model = mlflow.pyfunc.load_model(str(s.path))
     assert model is not None
     members = [load_member(str(p)) for p in sorted((s.path / "artifacts").glob("member_*"))]
-    from ecdflow.serve import build_inputs, parse_input
+    from ecdflow.serve_input import build_inputs, parse_input
 
     for i in (0, 1, 2):
         mid, fold = cal["material_id"][i], cal["fold"][i]

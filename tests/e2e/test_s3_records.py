@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ecdflow import records as R
+from ecdflow import records_reader as RD
 from ecdflow.config import load_settings
 from ecdflow.preprocess import run_preprocess
 
@@ -45,12 +45,13 @@ _READER = """
 import json, os, sys
 import numpy as np
 from ecdflow import records as R
+from ecdflow import records_reader as RD
 d = sys.argv[1]
 out = {"manifest": R.read_manifest(d), "ecd": {}, "index": []}
-for f, y in R.make_dataset(d, target="K_VRH", batch_size=2):
+for f, y in RD.make_dataset(d, target="K_VRH", batch_size=2):
     for mid, e, k in zip(f["material_id"].numpy(), f["ecd"].numpy(), y.numpy()[:, 0]):
         out["ecd"][mid.decode()] = [float(np.sum(e, dtype=np.float64)), float(k)]
-out["index"] = R.read_index(d)["material_id"].tolist()
+out["index"] = RD.read_index(d)["material_id"].tolist()
 print(json.dumps(out))
 sys.stdout.flush()
 os._exit(0)
@@ -95,7 +96,7 @@ def test_beam_writes_to_s3_and_tf_data_reads_back(tmp_path: Path, s3_env):
     assert got["manifest"]["data_hash"] == man["data_hash"]
     assert sorted(got["index"]) == sorted(r["material_id"] for r in rows)
     want = {f["material_id"].numpy().decode(): float(f["ecd"].numpy().sum(dtype="float64"))
-            for f, _ in R.make_dataset(str(local), target="K_VRH", batch_size=0)}
+            for f, _ in RD.make_dataset(str(local), target="K_VRH", batch_size=0)}
     assert {k: v[0] for k, v in got["ecd"].items()} == want
 
     cli = _run([str(BIN / "ecdflow"), "validate", "--records", remote, "--materials", str(table),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _demo_runs import demo_settings, make_pipeline_run  # noqa: E402
 
+from ecdflow.testing import free_port, stop_process_group  # noqa: E402
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, payload: dict) -> tuple[int, dict]:
@@ -64,7 +58,7 @@ def test_serve_champion_rest(tmp_path):
     pid = make_pipeline_run(s)
     registry.register_best(s, pid, "K_VRH")
     registry.promote(s, "bulk")
-    port = _free_port()
+    port = free_port()
     bindir = str(Path(sys.executable).parent)  # mlflow starts uvicorn from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": s.tracking_uri,
            "MLFLOW_REGISTRY_URI": s.registry_uri,
@@ -97,11 +91,5 @@ def test_serve_champion_rest(tmp_path):
                            {"dataframe_records": [{"text": "no input column"}]})
         assert 400 <= code < 500 and "input" in json.dumps(body)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server's own session (started above)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)  # the server's own session (started above)
         log.close()

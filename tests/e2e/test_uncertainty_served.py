@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _demo_runs import demo_rows, demo_settings, make_pipeline_run  # noqa: E402
+from _demo_runs import demo_pipeline_run, demo_rows  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.slow
 def registered(tmp_path_factory):
     from ecdflow import registry
 
-    tmp = tmp_path_factory.mktemp("uq")
-    s = demo_settings(tmp)
-    pid = make_pipeline_run(s)
+    s, pid = demo_pipeline_run(tmp_path_factory.mktemp("uq"))
     mv = registry.register_best(s, pid, "K_VRH")
     return s, pid, mv
 

@@ -9,7 +9,6 @@ import math
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -111,7 +110,7 @@ def test_readme_serve_command_and_request_work_verbatim(demo):
     url, body = curl[2], curl[curl.index("-d") + 1]
     port = int(re.search(r":(\d+)/", url).group(1))
     assert port == 5001
-    from ecdflow.testing import free_port
+    from ecdflow.testing import free_port, stop_process_group
 
     port = free_port()  # the documented one may be taken on a shared machine
     url = url.replace(":5001/", f":{port}/")
@@ -142,13 +141,7 @@ def test_readme_serve_command_and_request_work_verbatim(demo):
         assert math.isfinite(row["uncertainty"]) and row["uncertainty"] >= 0
         assert not list(cwd.iterdir())  # no stray mlflow.db / mlruns
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server's own session (started above)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)  # the server's own session (started above)
         log.close()
 
 

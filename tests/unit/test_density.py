@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from ecdflow.cube import conventional_cell
 from ecdflow.density import (
-    conventional_cell,
     density_realspace,
     electron_count,
     form_factor,
@@ -102,25 +102,25 @@ def test_non_fm3m_structure_is_rejected():
 
 def test_fast_cube_path_equals_spglib_path(nacl_prim, elpasolite_prim, monkeypatch):
     """The spglib-free route for cube-aligned primitive fcc cells gives the same density."""
-    import ecdflow.density as D
+    import ecdflow.cube as C
 
     for s in (nacl_prim, elpasolite_prim):
-        assert D._standard_fast(s) is not None
-        fast = D.procrystal_density(s, 16)
-        monkeypatch.setattr(D, "_standard_fast", lambda *a, **k: None)
-        slow = D.procrystal_density(s, 16)
+        assert C._standard_fast(s) is not None
+        fast = procrystal_density(s, 16)
+        monkeypatch.setattr(C, "_standard_fast", lambda *a, **k: None)
+        slow = procrystal_density(s, 16)
         monkeypatch.undo()
         assert np.allclose(fast, slow, rtol=1e-5, atol=1e-6 * float(slow.max()))
 
 
 def test_fast_cube_path_declines_other_cells(nacl_conv, nacl_prim):
     """A conventional cube, or a primitive cell whose symmetry is broken, goes to spglib."""
-    import ecdflow.density as D
+    import ecdflow.cube as C
 
-    assert D._standard_fast(nacl_conv) is None
+    assert C._standard_fast(nacl_conv) is None
     broken = nacl_prim.copy()
     broken.translate_sites([1], [0.02, 0.0, 0.0], frac_coords=True)
-    assert D._standard_fast(broken) is None
+    assert C._standard_fast(broken) is None
 
 
 @pytest.mark.parametrize("scale", [2, (2, 1, 1), 3])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ecdflow import records as R
+from ecdflow import records_reader as RD
 
 GRID = 8
 
@@ -30,7 +31,7 @@ def _by_id(ds) -> dict[str, dict]:
 
 def test_reader_is_byte_exact_for_float32(syn32: Path):
     items = {r["material_id"]: (r, e, m) for r, e, m in R.synthetic_materials(10, GRID, 3)}
-    got = _by_id(R.make_dataset(str(syn32), target="K_VRH", batch_size=4))
+    got = _by_id(RD.make_dataset(str(syn32), target="K_VRH", batch_size=4))
     assert set(got) == set(items)
     for mid, (row, ecd, mag) in items.items():
         g = got[mid]
@@ -47,7 +48,7 @@ def test_float16_storage_roundtrips_with_each_codec(tmp_path: Path, compression:
     man = R.read_manifest(str(tmp_path))
     assert man["count"] == 5 and man["compression"] == compression and man["dtype"] == "float16"
     items = {r["material_id"]: e for r, e, _ in R.synthetic_materials(5, GRID, 1)}
-    got = _by_id(R.make_dataset(str(tmp_path), target="G_VRH", batch_size=2))
+    got = _by_id(RD.make_dataset(str(tmp_path), target="G_VRH", batch_size=2))
     for mid, ecd in items.items():
         np.testing.assert_array_equal(got[mid]["ecd"][..., 0],
                                       ecd.astype(np.float16).astype(np.float32))
@@ -56,7 +57,7 @@ def test_float16_storage_roundtrips_with_each_codec(tmp_path: Path, compression:
 def test_ids_filter_log_target_and_inputs(syn32: Path):
     rows = {r["material_id"]: r for r, _, _ in R.synthetic_materials(10, GRID, 3)}
     keep = ["syn-0002", "syn-0007", "not-there"]
-    ds = R.make_dataset(str(syn32), target="G_VRH", inputs=("magpie",), ids=keep,
+    ds = RD.make_dataset(str(syn32), target="G_VRH", inputs=("magpie",), ids=keep,
                         batch_size=8, log_target=True)
     feats, y = next(iter(ds))
     assert set(feats) == {"material_id", "magpie"}
@@ -64,7 +65,7 @@ def test_ids_filter_log_target_and_inputs(syn32: Path):
     assert sorted(ids) == ["syn-0002", "syn-0007"]
     for mid, val in zip(ids, y.numpy()[:, 0], strict=True):
         assert val == pytest.approx(np.log10(rows[mid]["G_VRH"]), rel=1e-5)
-    assert list(R.make_dataset(str(syn32), target="K_VRH", ids=[], batch_size=4)) == []
+    assert list(RD.make_dataset(str(syn32), target="K_VRH", ids=[], batch_size=4)) == []
 
 
 def test_nan_target_is_skipped_and_unbatched_features_only(tmp_path: Path):
@@ -75,21 +76,21 @@ def test_nan_target_is_skipped_and_unbatched_features_only(tmp_path: Path):
     R.write_manifest(str(tmp_path), R.build_manifest(str(tmp_path), shards, count=4, grid=GRID,
                                                       dtype="float32", compression=""))
     got = [f["material_id"].numpy().decode()
-           for f, _ in R.make_dataset(str(tmp_path), target="G_VRH", batch_size=0)]
+           for f, _ in RD.make_dataset(str(tmp_path), target="G_VRH", batch_size=0)]
     assert sorted(got) == ["syn-0000", "syn-0002", "syn-0003"]
-    feats = list(R.make_dataset(str(tmp_path), target=None, batch_size=0, cache=False))
+    feats = list(RD.make_dataset(str(tmp_path), target=None, batch_size=0, cache=False))
     assert len(feats) == 4 and feats[0]["ecd"].shape == (GRID, GRID, GRID, 1)
-    idx = R.read_index(str(tmp_path))
+    idx = RD.read_index(str(tmp_path))
     assert np.isnan(idx.set_index("material_id").loc["syn-0001", "G_VRH"])
 
 
 def test_shuffle_is_seeded_and_repeat_repeats(syn32: Path):
     def order(seed):
-        ds = R.make_dataset(str(syn32), target="K_VRH", batch_size=0, shuffle_seed=seed)
+        ds = RD.make_dataset(str(syn32), target="K_VRH", batch_size=0, shuffle_seed=seed)
         return [f["material_id"].numpy() for f, _ in ds]
     assert order(5) == order(5)
     assert sorted(order(5)) == sorted(order(None))
-    rep = R.make_dataset(str(syn32), target="K_VRH", batch_size=4, repeat=True)
+    rep = RD.make_dataset(str(syn32), target="K_VRH", batch_size=4, repeat=True)
     assert sum(int(f["material_id"].shape[0]) for f, _ in rep.take(6)) == 24  # > 10 examples
 
 
@@ -100,7 +101,7 @@ def test_index_and_manifest(syn32: Path):
     paths = R.list_shards(str(syn32))
     assert man["data_hash"] == R.data_hash(paths, "") and man["data_hash"].startswith("sha256:")
     assert R.count_records(paths, "") == 10
-    idx = R.read_index(str(syn32))
+    idx = RD.read_index(str(syn32))
     assert list(idx.columns) == ["material_id", "formula", "elements", "K_VRH", "G_VRH"]
     rows = {r["material_id"]: r for r, _, _ in R.synthetic_materials(10, GRID, 3)}
     assert sorted(idx["material_id"]) == sorted(rows)

@@ -9,7 +9,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from ecdflow import serve  # noqa: E402
+from ecdflow import ensemble, serve, serve_input  # noqa: E402
 from ecdflow.density import procrystal_density  # noqa: E402
 
 GRID = 12
@@ -57,10 +57,10 @@ def test_density_from_the_checked_cube_equals_procrystal_density(crystals, setti
     while checking equals ``procrystal_density`` of the parsed structure (the old path)."""
     for s in crystals:
         text = _settings(s)[setting]
-        p = serve.parse_input(text, None, GRID, True, "w")
+        p = serve_input.parse_input(text, None, GRID, True, "w")
         assert p.error == "" and p.cube is not None, (s.composition, p.error)
         old = procrystal_density(p.structure, grid=GRID, smearing_A=0.1)
-        new = serve._procrystal(p.structure, GRID, 0.1, p.cube)
+        new = serve_input._procrystal(p.structure, GRID, 0.1, p.cube)
         assert new.shape == (GRID,) * 3 and new.dtype == np.float32
         np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-5 * float(old.max()),
                                    err_msg=f"{s.composition.reduced_formula} ({setting})")
@@ -72,15 +72,15 @@ def test_cube_aligned_reads_only_fcc_cells(crystals, nacl_conv):
     from pymatgen.core import Lattice, Structure
 
     for s in crystals:
-        aligned = serve._cube_aligned(s)
+        aligned = serve_input._cube_aligned(s)
         assert aligned is not None and len(aligned) == len(s)
         assert aligned.composition == s.composition
-    assert len(serve._cube_aligned(nacl_conv)) == 2
+    assert len(serve_input._cube_aligned(nacl_conv)) == 2
     cscl = Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     tetra = Structure(Lattice.tetragonal(4.0, 4.4), ["Cu"] * 4,
                       [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    assert serve._cube_aligned(cscl) is None and serve._cube_aligned(tetra) is None
-    assert serve._cube_aligned(nacl_conv * (2, 1, 1)) is None
+    assert serve_input._cube_aligned(cscl) is None and serve_input._cube_aligned(tetra) is None
+    assert serve_input._cube_aligned(nacl_conv * (2, 1, 1)) is None
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -97,7 +97,7 @@ def test_non_fm3m_cells_are_still_refused_in_one_line(text, reason):
          # an fcc cube whose sites break m-3m: Na on the corners, Cl on one face pair only
          "ortho-rocksalt": Structure(Lattice.cubic(5.6), ["Na", "Cl", "Na", "Na"], fcc),
          }[text]
-    p = serve.parse_input(s.to(fmt="cif"), None, GRID, True, "row 7")
+    p = serve_input.parse_input(s.to(fmt="cif"), None, GRID, True, "row 7")
     assert p.error.startswith(f"row 7: {reason}") and "\n" not in p.error
     assert p.cube is None
 
@@ -123,15 +123,15 @@ def _members(grid: int, n: int = 3):
     return out
 
 
-@pytest.mark.parametrize("n", [1, 3, serve.CHUNK + 5])
+@pytest.mark.parametrize("n", [1, 3, ensemble.CHUNK + 5])
 def test_ensemble_predict_equals_keras_predict(n):
     """One traced call for all members == each member's ``model.predict`` (n across chunks)."""
     members = _members(GRID)
     rng = np.random.default_rng(n)
     x = {"ecd": rng.gamma(2.0, 0.02, (n, GRID, GRID, GRID, 1)).astype(np.float32),
          "magpie": rng.normal(size=(n, 132)).astype(np.float32)}
-    new = serve.ensemble_predict(members, x)
-    old = np.stack([serve.member_predict(m, x) for m in members])
+    new = ensemble.ensemble_predict(members, x)
+    old = np.stack([ensemble.member_predict(m, x) for m in members])
     assert new.shape == (len(members), n)
     np.testing.assert_allclose(new, old, rtol=1e-5, atol=1e-4)
     assert len({float(v) for v in new[:, 0]}) == len(members)  # the members differ
@@ -149,10 +149,10 @@ def test_predict_frame_equals_the_old_path(crystals):
     picks = crystals[::3]
     texts = [s.to(fmt="cif") for s in picks] + ["not a crystal", "NaCl"]
     df = serve.predict_frame(members, manifest, pd.DataFrame({"input": texts}))
-    parsed = [serve.parse_input(t, None, GRID, True, "w").structure for t in texts[:-2]]
+    parsed = [serve_input.parse_input(t, None, GRID, True, "w").structure for t in texts[:-2]]
     x = {"ecd": np.stack([procrystal_density(s, grid=GRID) for s in parsed])[..., None],
          "magpie": featurize([s.composition.formula for s in parsed])[0]}
-    ys = np.stack([serve.member_predict(m, x) for m in members])
+    ys = np.stack([ensemble.member_predict(m, x) for m in members])
     np.testing.assert_allclose(df.prediction[:len(picks)].astype(float), ys.mean(axis=0),
                                rtol=1e-5)
     np.testing.assert_allclose(df.uncertainty[:len(picks)].astype(float), ys.std(axis=0),

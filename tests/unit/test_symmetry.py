@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from ecdflow import symmetry as S
+from ecdflow.cube import conventional_cell
 from ecdflow.data.generate import build_conventional, primitive_standard
 from ecdflow.data.prototypes import FAMILIES
-from ecdflow.density import conventional_cell, density_on_cube, procrystal_density
+from ecdflow.density import density_on_cube, procrystal_density
 
 PROTOTYPES = {
     "rocksalt": ("rocksalt-ionic", {"A": "Na", "X": "Cl"}),

@@ -1,5 +1,5 @@
 """Conformal quantile (finite-sample coverage), the coverage table and the out-of-domain rule
-(ecdflow.uncertainty), and the served density-source rule (ecdflow.serve.density_mismatch)."""
+(ecdflow.uncertainty), and the served density-source rule (ecdflow.serve_input.density_mismatch)."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_domain_flags_far_points_and_unseen_elements(seed, tmp_path):
 
 
 def test_density_mismatch_refuses_chgcar_for_procrystal_model_unless_allowed():
-    from ecdflow.serve import Parsed, density_mismatch
+    from ecdflow.serve_input import Parsed, density_mismatch
 
     rows = [Parsed(ecd=np.zeros((4, 4, 4))), Parsed(structure=object()), Parsed(error="x: bad")]
     where = ["CHGCAR_Cu", "NaCl.cif", "x"]

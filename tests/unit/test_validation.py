@@ -49,8 +49,9 @@ def _failed(result: dict) -> dict[tuple[str, str | None], list[str]]:
 
 
 def _ecd(row: dict) -> tuple[np.ndarray, dict]:
+    from ecdflow.cube import conventional_cell
     from ecdflow.data.table import structure_of
-    from ecdflow.density import conventional_cell, procrystal_density
+    from ecdflow.density import procrystal_density
 
     s = structure_of(row)
     prov = {"ecd_source": "procrystal", "cube_edge_A": conventional_cell(s).lattice.a}
