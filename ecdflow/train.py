@@ -37,7 +37,7 @@ from ecdflow.log import get_logger
 from ecdflow.modellog import load_logged_model, log_run_artifacts
 from ecdflow.models import MODELS, ModelSpec, get_spec
 from ecdflow.results import regression_metrics
-from ecdflow.schema import GRID_PARAM, INPUT_ECD, TABULAR_INPUTS, TARGETS, RunKey
+from ecdflow.schema import GRID_PARAM, INPUT_ECD, INPUT_VOLUME, TABULAR_INPUTS, TARGETS, RunKey
 from ecdflow.splits import get_splits, select_split, split_kind, splits_digest, validation_ids
 
 log = get_logger(__name__)
@@ -251,19 +251,29 @@ def needs_density(model: str) -> bool:
     return INPUT_ECD in get_spec(model).inputs
 
 
+def needs_structure(model: str) -> bool:
+    """Whether ``model`` needs each material's structure: the ECD, or the volume per atom
+    (``rf_magpie_volume``); a composition-only table has neither."""
+    return bool({INPUT_ECD, INPUT_VOLUME} & set(get_spec(model).inputs))
+
+
 def no_density_line(model: str, table: str) -> str:
-    """The one line said when a density model is skipped for a composition-only table."""
-    return f"skipping {model}: records carry no density (composition-only table {table})"
+    """The one line said when a model that needs a structure (a density, or the volume per
+    atom) is skipped for a composition-only table."""
+    what = "density" if needs_density(model) else "volume per atom"
+    return f"skipping {model}: records carry no {what} (composition-only table {table})"
 
 
 def density_skip(model: str, manifest: dict) -> str | None:
-    """Why ``model`` cannot train on records with this manifest (it needs a density and the
-    records carry none: ``records.has_density``), as one line; None when it can."""
+    """Why ``model`` cannot train on records with this manifest (it needs a density or the
+    volume per atom and the records carry none: ``records.has_density``, manifest
+    ``has_volume``), as one line; None when it can."""
     from ecdflow.records import has_density
 
-    if not needs_density(model) or has_density(manifest):
-        return None
-    return no_density_line(model, str(manifest.get("materials") or "?"))
+    if needs_density(model) and not has_density(manifest) or (
+            INPUT_VOLUME in get_spec(model).inputs and not manifest.get("has_volume", False)):
+        return no_density_line(model, str(manifest.get("materials") or "?"))
+    return None
 
 
 def run_repeats(settings: Settings, model: str, split: str | None = None) -> int:

@@ -245,6 +245,7 @@ def _commit(head: str) -> str:
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--", "ecdflow/models",
                               "ecdflow/pretrained/build.py", "ecdflow/serve.py",
+                              "ecdflow/serve_input.py", "ecdflow/ensemble.py",
                               "ecdflow/features.py", "ecdflow/splits.py"],
                              cwd=PRETRAINED_DIR, capture_output=True, text=True, timeout=10)
         return head + ("+dirty" if out.stdout.strip() else "")

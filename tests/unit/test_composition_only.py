@@ -15,7 +15,7 @@ from ecdflow.errors import EcdflowError
 from ecdflow.kfp.plan import build_plan, density_skips, table_facts
 from ecdflow.models import MODELS, get_spec
 from ecdflow.splits import element_sets
-from ecdflow.train import density_skip, needs_density, no_density_line
+from ecdflow.train import density_skip, needs_density, needs_structure, no_density_line
 
 ROWS = [("m1", "NaCl", 24.0, 14.0), ("m2", "CsCl", 18.0, 8.0), ("m3", "MgO", 160.0, 130.0),
         ("m4", "KBr", 15.0, 8.0)]
@@ -42,8 +42,12 @@ def test_plan_of_a_composition_only_table_has_no_density_model(tmp_path, kind):
     s = _settings(table, models={"enabled": list(MODELS)})
     density = sorted(m for m in MODELS if needs_density(m))
     assert density == ["cnn2d_se", "cnn3d", "fusion"]
+    structure = sorted(m for m in MODELS if needs_structure(m))
+    assert structure == [*density, "rf_magpie_volume"]
     skips = density_skips(s)
-    assert sorted(skips) == density
+    assert sorted(skips) == structure
+    assert skips["rf_magpie_volume"] == ("skipping rf_magpie_volume: records carry no volume "
+                                         f"per atom (composition-only table t.{kind})")
     assert skips["cnn3d"] == ("skipping cnn3d: records carry no density (composition-only "
                               f"table t.{kind})")
     plan = build_plan(s)
@@ -88,13 +92,19 @@ def test_a_table_with_structures_skips_nothing():
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("manifest,has", [
     ({"has_density": False, "grid": 0, "ecd_source": "none", "materials": "f.csv"}, False),
-    ({"has_density": True, "grid": 16, "ecd_source": "procrystal", "materials": "m.jsonl"},
-     True),
+    ({"has_density": True, "has_volume": True, "grid": 16, "ecd_source": "procrystal",
+      "materials": "m.jsonl"}, True),
     ({"grid": 32, "materials": "old.jsonl"}, True),  # manifests from before the flag
 ])
 def test_train_step_skip_line(model, manifest, has):
     line = density_skip(model, manifest)
-    if has or "ecd" not in get_spec(model).inputs:
+    if "volume_per_atom" in get_spec(model).inputs:  # needs the structure's volume
+        if manifest.get("has_volume"):
+            assert line is None
+        else:
+            assert line == f"skipping {model}: records carry no volume per atom " \
+                           f"(composition-only table {manifest['materials']})"
+    elif has or "ecd" not in get_spec(model).inputs:
         assert line is None
     else:
         assert line == no_density_line(model, manifest["materials"])
