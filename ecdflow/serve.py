@@ -105,6 +105,9 @@ def uncertainty_columns(pred: list, calibration: dict | None, domain, magpie: np
 
     Returns:
         lower, upper (GPa), coverage (nominal, 0-1), out_of_domain (bool), ood_reason.
+        ``lower`` is clipped at 0 GPa: a modulus of a mechanically stable crystal is positive
+        (Born criteria), so the clip never drops the true value out of the interval and the
+        coverage guarantee holds; the unclipped ``prediction - q`` would be a negative modulus.
     """
     from ecdflow.uncertainty import interval
 
@@ -120,7 +123,7 @@ def uncertainty_columns(pred: list, calibration: dict | None, domain, magpie: np
                           calibration.get("score", "abs"))
         for k, i in enumerate(idx):
             if np.isfinite(lo[k]) and np.isfinite(hi[k]):
-                lower[i], upper[i] = float(lo[k]), float(hi[k])
+                lower[i], upper[i] = max(float(lo[k]), 0.0), float(hi[k])
             cov[i] = float(calibration["coverage"])
     reasons = [""] * len(idx)
     if idx and domain is not None:

@@ -47,7 +47,8 @@ def quiet_third_parties(verbose: bool) -> None:
     its children (a value the user set wins). ``verbose`` leaves everything as it is."""
     if verbose:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: also TF's start-up "E ... Unable to register cuDNN/cuBLAS factory" lines (no GPU here)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     for name in QUIET_LOGGERS:

@@ -128,8 +128,8 @@ def render(df: pd.DataFrame, table: Path) -> str:
              " WIEN2k (PBE equation-of-state B0 of the dcdft set, data/references/, K only) and "
              "experiment (pymatgen `Element.bulk_modulus`/`rigidity_modulus`, elements only)."
              " Empty: the repo has no such value. The interval is prediction ± q (absolute "
-             "residual score, `ecdflow.uncertainty`), so its lower end can be below 0 GPa for "
-             "soft materials; read it as 0.", ""]
+             "residual score, `ecdflow.uncertainty`), its lower end clipped at 0 GPa (a "
+             "modulus is positive).", ""]
     for target, d in df.groupby("target", sort=False):
         cov = d.coverage.dropna()
         parts += [f"## {target} (`{d.model.iloc[0]}`, interval "

@@ -96,4 +96,5 @@ def test_served_interval_contains_prediction_and_flags_unseen_elements(registere
     assert manifest["density_source"]["smearing_A"] == s.density.smearing_A
     assert cal["coverage"] == 0.9 and cal["score"] == "abs"
     lo, p, hi = (good[c].to_numpy(float) for c in ("lower", "prediction", "upper"))
-    assert np.allclose(hi - p, cal["q"]) and np.allclose(p - lo, cal["q"])
+    assert np.allclose(hi - p, cal["q"]) and np.allclose(lo, np.maximum(p - cal["q"], 0.0))
+    assert (lo >= 0).all()  # a modulus is positive: the lower end is clipped at 0 GPa
