@@ -64,9 +64,13 @@ def container_settings(settings, root: str | Path) -> Path:
     left out (already applied); relative paths resolve against the image's project root
     (``/opt/ecdflow``, which holds the bundled data).
 
-    A materials table outside the root is copied to ``<root>/work/inputs/`` first (the
-    containers see nothing else); returns the file's path, the run's ``materials_path`` is
-    then ``settings.yaml``'s ``paths.materials``.
+    The materials table (a local file, resolved on this host: the image bundles only
+    ``materials.jsonl``, not e.g. the quick profile's subset) is copied to
+    ``<root>/work/inputs/`` first (the containers see nothing else); ``settings.yaml``'s
+    ``paths.materials`` names the copy.
+
+    Raises:
+        FileNotFoundError: the materials table does not exist.
     """
     import shutil
 
@@ -78,13 +82,13 @@ def container_settings(settings, root: str | Path) -> Path:
     data = settings.model_dump(mode="json")
     data["profiles"] = {}
     materials = data["paths"]["materials"]
-    if Path(materials).is_absolute() and not is_remote(materials) \
-            and not Path(materials).resolve().is_relative_to(root):
+    src = None if is_remote(materials) else settings.path(materials).resolve()
+    if src is not None and not src.is_relative_to(root):
         inputs = root / "work" / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
         os.chmod(inputs, 0o777)
-        dest = inputs / Path(materials).name
-        shutil.copyfile(materials, dest)
+        dest = inputs / src.name
+        shutil.copyfile(src, dest)
         data["paths"]["materials"] = str(dest)
     path = root / "settings.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
