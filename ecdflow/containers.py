@@ -122,3 +122,24 @@ def check_image(image: str) -> None:
         raise EcdflowError(f"image {image} not found on the Docker API (build it: make images "
                            "BASE_IMAGE=local IMAGE_REPO=localhost/ecdflow IMAGE_TAG=local)"
                            ) from None
+
+
+def remove_task_containers(root: str | Path) -> int:
+    """Remove the stopped task containers of DockerRunner runs under pipeline root ``root``
+    and return how many: kfp 2.13 starts each task with ``containers.run(detach=True)`` and
+    never removes it, so every task would leave a stopped container behind. Only containers
+    whose command names ``root`` (their executor input holds its output paths) are touched.
+    """
+    import docker
+
+    root = str(Path(root).resolve())
+    client = docker.from_env()
+    n = 0
+    try:
+        for c in client.containers.list(all=True, filters={"status": "exited"}):
+            if any(root in str(part) for part in (c.attrs.get("Config") or {}).get("Cmd") or []):
+                c.remove()
+                n += 1
+    finally:
+        client.close()
+    return n

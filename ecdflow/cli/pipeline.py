@@ -164,7 +164,14 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
     _echo_skips(s)
     if image:
         click.echo(f"tasks in containers of {image}; settings: {params_file}")
-    out = run_local(s, params_file, args, echo=click.echo, verbose=verbose(ctx))
+    try:
+        out = run_local(s, params_file, args, echo=click.echo, verbose=verbose(ctx))
+    finally:
+        if image:
+            from ecdflow.containers import remove_task_containers
+
+            click.echo(f"removed {remove_task_containers(s.pipeline.local_root)} stopped task "
+                       "containers")
     run_id = out["run_id"]
     click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s "
                f"(full log: {out['log']})")

@@ -73,6 +73,7 @@ def test_every_task_runs_in_the_image_as_its_user(image, tiny, tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "8 tasks in" in out.stdout  # start ... train x1 ... gate
+    assert "removed 8 stopped task containers" in out.stdout  # kfp.local leaves them behind
     root = tmp_path / "work" / "kfp-containers"
     # everything the tasks wrote is the image user's (uid 1000), not this process's (root)
     (run_dir,) = [p for p in root.iterdir() if p.name.startswith("ecd-elastic-")]
