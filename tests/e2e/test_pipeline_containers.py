@@ -94,3 +94,25 @@ def test_every_task_runs_in_the_image_as_its_user(image, tiny, tmp_path):
     status, source, user = rows[0]
     assert status == "FINISHED" and source.startswith("/opt/venv/") and user == "ecdflow"
     assert "ecdflow-bulk-modulus v1" in out.stdout  # register ran in its container too
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_settings_file_gives_the_tasks_the_same_settings(profile, tmp_path):
+    """What the tasks load from <root>/settings.yaml is what the CLI merged, with the
+    materials table (relative in params.yaml) copied under the root; no profile re-applied."""
+    from ecdflow.config import deep_merge, load_settings
+    from ecdflow.containers import container_settings, docker_overrides
+
+    root = tmp_path / "kfp-containers"
+    ov = deep_merge({"models": {"enabled": ["rf_magpie"]}, "splits": {"folds": [1]}},
+                    docker_overrides(root, IMAGE))
+    merged = load_settings(None, profile, ov)
+    loaded = load_settings(container_settings(merged, root), profile)
+    copy = root / "work" / "inputs" / Path(merged.paths.materials).name
+    assert loaded.paths.materials == str(copy)
+    assert copy.read_bytes() == merged.path(merged.paths.materials).read_bytes()
+    expect = merged.model_dump() | {"profiles": {}}
+    expect["paths"] = expect["paths"] | {"materials": str(copy)}
+    assert loaded.model_dump() == expect
+    assert loaded.models.enabled == ["rf_magpie"] and loaded.splits.folds == [1]
+    assert loaded.work_dir == (root / "work").resolve()
