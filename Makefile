@@ -56,10 +56,10 @@ images-gpu: ## Build the GPU image (needs a machine that can pull the public bas
 	IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) bash infra/podman/images.sh gpu
 
 CONTAINER_IMAGE := localhost/ecdflow/ecdflow-cpu:local
-run-containers: setup ## The quick pipeline, every task in the CPU image (kfp.local DockerRunner; podman's Docker API without Docker)
-	@$(BIN)/ecdflow pipeline run-local --help | grep -q -- '--containers' || { echo "error: run-containers needs 'ecdflow pipeline run-local --containers IMAGE' (kfp.local DockerRunner via ecdflow.containers), not wired yet while the pipeline code moves to ecdflow/kfp/"; exit 1; }
-	$(MAKE) --no-print-directory images BASE_IMAGE=$(or $(BASE_IMAGE),local) IMAGE_REPO=localhost/ecdflow IMAGE_TAG=local
-	bash infra/podman/docker-socket.sh $(BIN)/ecdflow pipeline run-local --containers $(CONTAINER_IMAGE)
+run-containers: setup ## The quick pipeline, every task in the CPU image (kfp.local DockerRunner; podman's Docker API without Docker); ARGS="--models rf_magpie --folds 0,1" to reduce
+	@docker info >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-images
+	IMAGE_REPO=localhost/ecdflow IMAGE_TAG=local BASE_IMAGE=$(or $(BASE_IMAGE),local) bash infra/podman/images.sh cpu
+	bash infra/podman/docker-socket.sh $(BIN)/ecdflow pipeline run-local --containers $(CONTAINER_IMAGE) $(ARGS)
 
 k8s-validate: setup ## Render infra/k8s (base + overlays) and validate every manifest offline
 	$(BIN)/python -m ecdflow.k8s

@@ -112,10 +112,14 @@ def compile_cmd(ctx: click.Context, out: str | None, materials: str | None,
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Run parameter, e.g. --param epochs=2 (repeatable; see `compile`'s form).")
 @click.option("--no-cache", is_flag=True, help="Re-run every task (no kfp.local cache hits).")
+@click.option("--containers", "image", default=None, metavar="IMAGE",
+              help="Run every task in IMAGE (kfp.local DockerRunner, DOCKER_HOST; without "
+                   "Docker: infra/podman/docker-socket.sh), under <work_dir>/kfp-containers.")
 @plan_options
 @click.pass_context
 def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
-                  materials: str | None, models: str | None, folds: str | None) -> None:
+                  image: str | None, materials: str | None, models: str | None,
+                  folds: str | None) -> None:
     """Run the whole pipeline here with kfp.local (subprocesses of this Python), tracking to
     the configured MLflow store: one progress line per task (`ecdflow -v ...` shows the tasks'
     own output; it is always in .ecdflow/logs/), then the results, the registered versions and
@@ -123,7 +127,12 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
 
     ``--materials table.csv`` runs it on another table: a composition-only one (material_id,
     formula, K_VRH, G_VRH) trains the Magpie models only, each density model skipped with one
-    line."""
+    line.
+
+    ``--containers IMAGE`` runs each task in IMAGE as its user: the work dir, records, reports
+    and MLflow store move under ``<work_dir>/kfp-containers/`` (the one folder the containers
+    see) and the run's settings reach the tasks as ``settings.yaml`` there
+    (``ecdflow.containers``; docs/cluster.md)."""
     from ecdflow.kfp.runners import registered_versions, run_local
     from ecdflow.results import format_tables, results_table
     from ecdflow.tracking import CV_FILTER, RESULTS_LEGEND, configure, ui_url
@@ -136,11 +145,33 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
         overrides["mlflow"] = {"experiment": str(args["mlflow_experiment"])}
     if materials:  # the tasks read the table named by the run parameter
         args["materials_path"] = overrides["paths"]["materials"]
-    s = load(ctx, overrides or None)
+    params_file = _params_file(ctx)
+    if image:
+        from ecdflow.config import deep_merge, load_settings
+        from ecdflow.containers import check_image, container_settings, docker_overrides
+
+        check_image(image)
+        root = load(ctx).work_dir / "kfp-containers"
+        s = load(ctx, deep_merge(overrides, docker_overrides(root, image)))
+        params_file = str(container_settings(s, root))
+        s = load_settings(params_file, s.profile)  # what the tasks load (materials copied in)
+        if "materials_path" in args:
+            args["materials_path"] = s.paths.materials
+    else:
+        s = load(ctx, overrides or None)
     click.echo(f"running {s.pipeline.name} locally (profile {s.profile}); MLflow: "
                f"{s.tracking_uri}")
     _echo_skips(s)
-    out = run_local(s, _params_file(ctx), args, echo=click.echo, verbose=verbose(ctx))
+    if image:
+        click.echo(f"tasks in containers of {image}; settings: {params_file}")
+    try:
+        out = run_local(s, params_file, args, echo=click.echo, verbose=verbose(ctx))
+    finally:
+        if image:
+            from ecdflow.containers import remove_task_containers
+
+            click.echo(f"removed {remove_task_containers(s.pipeline.local_root)} stopped task "
+                       "containers")
     run_id = out["run_id"]
     click.echo(f"\npipeline run {run_id}: {out['tasks']} tasks in {out['seconds']:.0f} s "
                f"(full log: {out['log']})")

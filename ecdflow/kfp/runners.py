@@ -200,8 +200,9 @@ def finish_run(settings: Settings, pipeline_run_id: str,
 def run_local(settings: Settings, params_file: str | Path | None = None,
               arguments: dict[str, Any] | None = None, echo: Callable[..., None] | None = None,
               verbose: bool = False) -> dict[str, Any]:
-    """Run ``ecd-elastic`` with kfp.local (subprocesses in this Python environment; the
-    MLflow store is the configured one).
+    """Run ``ecd-elastic`` with kfp.local (``pipeline.local_runner``: subprocesses in this
+    Python environment, or ``docker``: each task in its component's image through a Docker
+    API, see ``ecdflow.containers``; the MLflow store is the configured one).
 
     kfp.local's own output (the executor inputs, every task's streamed log) goes to
     ``<work_dir>/logs/run-local-<time>.log``; ``echo`` (``click.echo``-like: text, ``nl=``)
@@ -217,14 +218,16 @@ def run_local(settings: Settings, params_file: str | Path | None = None,
     """
     from kfp import local
 
+    from ecdflow.containers import kfp_local_runner
+
     root = local_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     log_dir = settings.work_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"run-local-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-               raise_on_error=True)
+    local.init(runner=kfp_local_runner(settings.pipeline.local_runner),
+               pipeline_root=str(root), raise_on_error=True)
     pipeline_func = build(settings, params_file, local=True)
     labels = task_labels(settings, pipeline_func)
     before = set(root.iterdir())
