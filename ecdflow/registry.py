@@ -18,6 +18,11 @@ Each version also stores its interval calibration (``calibration.json``: split-c
 the members' CV test-fold residuals), its applicability domain (``domain.npz``) and the
 density source it was trained on (manifest ``density_source``); see ``ecdflow.uncertainty``
 and docs/registry.md.
+
+About 600 lines, kept whole on purpose for now: every function here reads or writes the same
+registry record (a version's artifacts, tags, aliases and model card), and the judgement
+itself already lives in ``ecdflow.gate``. The next natural seam is the model card with its
+coverage line (a module of its own).
 """
 
 from __future__ import annotations
