@@ -156,11 +156,11 @@ def _repeated_table(lines: list[str], k: int, path: Path) -> Path:
     return path
 
 
-def _warm_magpie(lines: list[str], work: Path) -> None:
+def _warm_magpie(lines: list[str]) -> None:
+    """Fill the in-memory Magpie cache of this (the driver's) process."""
     from ecdflow.features import magpie_features
 
-    magpie_features(sorted({json.loads(ln)["formula"] for ln in lines}),
-                    cache_dir=work / "cache" / "magpie")
+    magpie_features(sorted({json.loads(ln)["formula"] for ln in lines}))
 
 
 def _markdown(r: dict) -> str:
@@ -257,7 +257,7 @@ def _bench_workspace(prefix: str) -> Iterator[tuple]:
     load0 = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        _warm_magpie(lines, tmp / "work")
+        _warm_magpie(lines)
         t1 = tmp / "materials.jsonl"
         t1.write_text("".join(ln + "\n" for ln in lines))
         yield settings, table, lines, tmp, t1, load0

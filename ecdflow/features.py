@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -139,17 +138,16 @@ def featurize(formulas: Sequence[object], where: Sequence[str] | None = None
     return out, errors
 
 
-def magpie_features(formulas: Sequence[str], cache_dir: Path | None = None) -> np.ndarray:
-    """Magpie features of each formula: float32 array (n, 132) (NaN where Magpie has none).
+def magpie_features(formulas: Sequence[str]) -> np.ndarray:
+    """Magpie features of each formula: float32 array (n, 132) (NaN where Magpie has none;
+    :func:`featurize` is the checked entry point). Cached in memory per composition.
 
     Args:
         formulas: chemical formulas (``ecdflow.io.formula`` grammar).
-        cache_dir: unused (kept for callers; the features are cached in memory).
 
     Raises:
         InputError: a formula that does not parse exactly (named).
     """
-    del cache_dir
     out = np.empty((len(formulas), N_MAGPIE), dtype=np.float32)
     for i, f in enumerate(formulas):
         out[i] = _row(_key(parse_formula(f)))

@@ -141,8 +141,7 @@ def card_cmd(ctx: click.Context, table: Path, card_path: Path) -> None:
     if not table.is_file():
         raise InputError(str(table), "no such materials table")
     cfg = settings(ctx)
-    fig = rounded(card_figures(table, table.parent / QUARANTINE_NAME, cfg.plausibility,
-                               cache_dir=cfg.work_dir / "data"))
+    fig = rounded(card_figures(table, table.parent / QUARANTINE_NAME, cfg.plausibility))
     out = write_figures(fig, table.parent / "card-figures.json")
     click.echo(f"figures -> {out}")
     if card_path.is_file() and refresh_card(card_path, figures_block(fig), START, END):

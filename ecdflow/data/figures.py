@@ -50,15 +50,20 @@ def _metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def rf_magpie_cv(rows: list[dict], targets=("K_VRH", "G_VRH"), folds: int = 5,
-                 trees: int = 50, seed: int = 0, cache_dir: Path | None = None) -> dict:
+                 trees: int = 50, seed: int = 0) -> dict:
     """5-fold CV of a random forest on Magpie features: ``{target: {n, r2, rmse_GPa}}``
-    (pooled out-of-fold predictions; GPa)."""
+    (pooled out-of-fold predictions; GPa). Rows that ``ecdflow.features.featurize`` refuses
+    are left out, counted in ``n_refused`` (never zero-filled)."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.model_selection import KFold
 
-    from ecdflow.features import magpie_features
+    from ecdflow.features import featurize
 
-    x = np.nan_to_num(magpie_features([r["formula"] for r in rows], cache_dir=cache_dir))
+    x, errors = featurize([r["formula"] for r in rows])
+    refused = sum(bool(e) for e in errors)
+    if refused:
+        rows = [r for r, e in zip(rows, errors, strict=True) if not e]
+        x = x[[not e for e in errors]]
     out = {}
     for t in targets:
         y = np.array([float(r[t]) for r in rows])
@@ -66,12 +71,11 @@ def rf_magpie_cv(rows: list[dict], targets=("K_VRH", "G_VRH"), folds: int = 5,
         for tr, te in KFold(folds, shuffle=True, random_state=seed).split(x):
             rf = RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=1)
             pred[te] = rf.fit(x[tr], y[tr]).predict(x[te])
-        out[t] = {"n": len(y), **_metrics(y, pred)}
+        out[t] = {"n": len(y), **_metrics(y, pred)} | ({"n_refused": refused} if refused else {})
     return out
 
 
-def gate_metrics(table: Path, quarantine: Path, cfg: PlausibilityConfig,
-                 cache_dir: Path | None = None) -> dict:
+def gate_metrics(table: Path, quarantine: Path, cfg: PlausibilityConfig) -> dict:
     """RF+Magpie CV on: ``before_gate`` (table + quarantined rows with K and G below
     ``FORMER_CAP_GPA``: the table as it was before the gate), ``gated`` (the table),
     ``gated_without_marginal``; plus ``n_marginal``."""
@@ -85,9 +89,9 @@ def gate_metrics(table: Path, quarantine: Path, cfg: PlausibilityConfig,
         "protocol": "RandomForestRegressor(n_estimators=50, random_state=0) on 132 Magpie "
                     "features, KFold(5, shuffle=True, random_state=0), pooled out-of-fold",
         "n_marginal": len(rows) - len(firm),
-        "before_gate": rf_magpie_cv(rows + bad, cache_dir=cache_dir),
-        "gated": rf_magpie_cv(rows, cache_dir=cache_dir),
-        "gated_without_marginal": rf_magpie_cv(firm, cache_dir=cache_dir),
+        "before_gate": rf_magpie_cv(rows + bad),
+        "gated": rf_magpie_cv(rows),
+        "gated_without_marginal": rf_magpie_cv(firm),
     }
 
 
@@ -206,14 +210,13 @@ def labelling_stats(label_files: list[Path]) -> dict:
             "cpu_rows_by_atoms": {str(k): len(v) for k, v in sorted(secs.items())}}
 
 
-def card_figures(table: Path, quarantine: Path, cfg: PlausibilityConfig,
-                 cache_dir: Path | None = None) -> dict:
+def card_figures(table: Path, quarantine: Path, cfg: PlausibilityConfig) -> dict:
     """All measured figures of the data card (see the module docstring); the SCF comparison
     (``scf-check.json`` beside the table, written by ``python -m ecdflow.data.scf_check``)
     is copied in when present."""
     labels = sorted((table.parent / "labels").glob("sevennet-*.jsonl"))
     scf = table.parent / "scf-check.json"
-    out = {"gate": gate_metrics(table, quarantine, cfg, cache_dir),
+    out = {"gate": gate_metrics(table, quarantine, cfg),
            "procrystal": procrystal_limits(table), "labels": label_checks(),
            "labelling": labelling_stats(labels)}
     if scf.is_file():
