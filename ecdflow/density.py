@@ -212,7 +212,13 @@ def procrystal_density(structure, grid: int = 60, smearing_A: float = 0.1) -> np
     Raises:
         InputError: the structure is not Fm-3m or holds an unknown element.
     """
-    conv = conventional_cell(structure)
+    return procrystal_on_cube(conventional_cell(structure), grid, smearing_A)
+
+
+def procrystal_on_cube(conv, grid: int = 60, smearing_A: float = 0.1) -> np.ndarray:
+    """:func:`procrystal_density` of a crystal whose conventional cube ``conv`` (pymatgen
+    ``Structure``, cube-aligned, canonical origin: ``ecdflow.cube.conventional_cell``) is
+    already known, e.g. found once while serving checks the input. Same units and shape."""
     symbols = [site.specie.symbol for site in conv]
     return density_on_cube(symbols, conv.frac_coords, conv.lattice.a, grid, smearing_A)
 

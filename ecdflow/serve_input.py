@@ -179,15 +179,13 @@ def parse_input(text: Any, fmt: str | None, grid: int, needs_ecd: bool,
 
 def _procrystal(structure, grid: int, smearing_A: float, cube=None) -> np.ndarray:
     """``procrystal_density(structure)`` (e/Å^3, (N, N, N)); with ``cube`` (its conventional
-    cell, already found by ``_check_and_cube``) the same density without standardising again:
-    the density on that cube, as ``procrystal_density`` computes it."""
-    from ecdflow.density import density_on_cube, procrystal_density
+    cell, already found by ``_check_and_cube``) the same density without standardising again
+    (``ecdflow.density.procrystal_on_cube``)."""
+    from ecdflow.density import procrystal_density, procrystal_on_cube
 
-    if cube is None:
-        return np.asarray(procrystal_density(structure, grid=grid, smearing_A=smearing_A),
-                          np.float32)
-    return np.asarray(density_on_cube([site.specie.symbol for site in cube], cube.frac_coords,
-                                      cube.lattice.a, grid, smearing_A), np.float32)
+    rho = (procrystal_density(structure, grid=grid, smearing_A=smearing_A) if cube is None
+           else procrystal_on_cube(cube, grid, smearing_A))
+    return np.asarray(rho, np.float32)
 
 
 def build_inputs(parsed: list[Parsed], inputs: list[str], grid: int, smearing_A: float,
