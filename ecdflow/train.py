@@ -236,14 +236,17 @@ def _fit_keras_run(settings: Settings, spec: ModelSpec, cfg: Any, key: RunKey, d
 
 def plan_runs(settings: Settings, index_df: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(model, target, split) for every enabled model x target x split present in the data;
-    fusion comes after its parts."""
+    fusion comes after its parts. Every CV split (both targets) comes before any LOEO split,
+    so a long run that is stopped has finished Table 2 first (kfp.local runs the tasks in
+    this order)."""
     from ecdflow.splits import split_names
 
     for m in settings.models.enabled:
         get_spec(m)
     order = sorted(settings.models.enabled, key=lambda m: len(MODELS[m].requires))
-    return [(m, t, s) for t in settings.targets for s in split_names(settings, index_df)
-            for m in order]
+    splits = split_names(settings, index_df)
+    return [(m, t, s) for kind in ("cv", "loeo") for t in settings.targets
+            for s in splits if split_kind(s)[0] == kind for m in order]
 
 
 def needs_density(model: str) -> bool:

@@ -170,6 +170,16 @@ def test_paper_profile_plans_every_fold_and_element(tmp_path):
                for r, deps in dependencies(plan).items())
 
 
+@pytest.mark.parametrize("profile", ["quick", "standard", "paper"])
+def test_plan_runs_every_cv_split_before_any_loeo_split(profile):
+    """A long run stopped part-way has Table 2 (CV, both targets) before Table 3 (LOEO)."""
+    plan = build_plan(load_settings(profile=profile))
+    kinds = [r.split.split("-")[0] for r in plan]
+    assert "loeo" in kinds and kinds == sorted(kinds)  # "cv" < "loeo"
+    cv_targets = {r.target for r in plan if r.split.startswith("cv")}
+    assert cv_targets == set(load_settings(profile=profile).targets)
+
+
 def test_cpu_only_training_drops_gpu_requests(tmp_path):
     s = load_settings(profile="quick", overrides={"pipeline": {"gpus_per_train_task": 0}})
     ir, k8s = _load(compile_pipeline(s, tmp_path / "cpu.yaml"))
