@@ -27,13 +27,17 @@ setup: $(STAMP) ## Create .venv from the lock (idempotent; fast when done)
 run: setup ## Run the whole pipeline locally (kfp.local) on the bundled data, quick profile
 	$(BIN)/ecdflow pipeline run-local
 
+standard: setup ## The paper's protocol on 2 CPU cores (profile `standard`, hours; resumable: run it again after a stop), then docs/results/
+	ECDFLOW_NO_PROGRESS=1 nice -n 5 $(BIN)/ecdflow --profile standard pipeline run-local
+	$(BIN)/ecdflow --profile standard results
+
 test: setup browser apt-deps ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
 	$(BIN)/python -m pytest -q tests
 
 browser: ## Headless Chromium for the browser tests (Debian packages chromium, chromium-driver)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
-.PHONY: browser
+.PHONY: standard browser
 
 lint: setup ## ruff
 	$(BIN)/ruff check ecdflow components pipelines tests bench tracking

@@ -29,7 +29,8 @@ from ecdflow.cli.validate import validate
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
               help="params.yaml to read (default: the repository's).")
 @click.option("--profile", default=None,
-              help="Configuration profile: quick (2 CPU cores) or paper (GPU cluster).")
+              help="Configuration profile: quick (`make run`, minutes), standard (the "
+                   "paper's protocol on 2 CPU cores, hours) or paper (GPU cluster).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Show third-party output too (kfp.local task logs, TensorFlow, warnings).")
 @click.pass_context
