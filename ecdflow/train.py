@@ -237,8 +237,8 @@ def _fit_keras_run(settings: Settings, spec: ModelSpec, cfg: Any, key: RunKey, d
 def plan_runs(settings: Settings, index_df: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(model, target, split) for every enabled model x target x split present in the data;
     fusion comes after its parts. Every CV split (both targets) comes before any LOEO split,
-    so a long run that is stopped has finished Table 2 first (kfp.local runs the tasks in
-    this order)."""
+    so a long run that is stopped has finished Table 2 first (a local pipeline runs the tasks in
+    this order: ``ecdflow.kfp.pipeline.build_pipeline``)."""
     from ecdflow.splits import split_names
 
     for m in settings.models.enabled:

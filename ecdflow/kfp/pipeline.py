@@ -62,7 +62,9 @@ def configure_task(task: dsl.PipelineTask, cfg: PipelineConfig, name: str,
 def build_pipeline(settings: Settings, params_file: str = "", local: bool = False):
     """The pipeline function for ``settings``. ``local``: no ``dsl.If`` (kfp.local refuses
     conditions; register, external validation and gate then skip themselves when
-    ``register_models`` is false)."""
+    ``register_models`` is false), and each training task waits for the one planned before it
+    (kfp.local runs one task at a time, otherwise in an order set by a hash map; chained, a
+    stopped long run has finished the CV splits first, see ``ecdflow.train.plan_runs``)."""
     cfg = settings.pipeline
     plan = build_plan(settings)
     after = dependencies(plan)
@@ -104,13 +106,15 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
             data_fingerprint=s.outputs["data_fingerprint"], **common), cfg, "preprocess")
         val = configure_task(validate_op(records=pre.outputs["records"], **common),
                              cfg, "validate")
-        tasks = {}
+        tasks: dict = {}
         for run in plan:
             t = configure_task(train_op(
                 model=run.model, target=run.target, split=run.split,
                 records=pre.outputs["records"], parent_run_id=s.outputs["parent_run_id"],
                 pipeline_run_id=run_id, **common), cfg, run.task_name, gpu=True)
             t.after(val, *(tasks[r] for r in after.get(run, [])))
+            if local and tasks:  # kfp.local runs one task at a time in an order of its own
+                t.after(list(tasks.values())[-1])  # (a hash order): keep the plan's order
             tasks[run] = t
         ev = configure_task(evaluate_op(pipeline_run_id=run_id, **common), cfg, "evaluate",
                             caching=False)

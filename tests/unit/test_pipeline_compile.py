@@ -202,6 +202,31 @@ def test_local_build_has_no_condition_kfp_local_would_refuse(quick, tmp_path):
     assert {"register", "external-validation", "gate"} <= names
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_kfp_local_runs_the_training_tasks_in_plan_order(quick, tmp_path, seed):
+    """kfp.local orders tasks by a depth-first walk over its (hash-ordered) task map: whatever
+    that order, the local graph makes the training tasks run as planned (CV before LOEO)."""
+    import random
+
+    from kfp import compiler
+    from kfp.local.graph_utils import topological_sort
+
+    from ecdflow.kfp.runners import build
+
+    path = tmp_path / "local.yaml"
+    compiler.Compiler().compile(build(quick, local=True), str(path))
+    ir, _ = _load(path)
+    tasks = ir["root"]["dag"]["tasks"]
+    keys = list(tasks)
+    random.Random(seed).shuffle(keys)
+    stack = topological_sort({k: tasks[k].get("dependentTasks", []) for k in keys})
+    ran = [tasks[k]["taskInfo"]["name"] for k in reversed(stack)]
+    trains = [n for n in ran if n.startswith("train-")]
+    assert trains == [r.task_name for r in build_plan(quick)]
+    assert ran.index("validate") < ran.index(trains[0]) and ran.index("evaluate") > ran.index(
+        trains[-1])
+
+
 def test_component_bodies_are_one_library_call():
     for name in COMPONENTS:
         tree = ast.parse((REPO_ROOT / "ecdflow" / "kfp" / "components" / f"{name}.py").read_text())
