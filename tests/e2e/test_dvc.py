@@ -78,10 +78,10 @@ def test_repro_noop_and_param_reruns(copy: Path):
     first = _dvc(copy, "repro")
     assert "Running stage 'preprocess'" in first.stdout
     assert "Running stage 'validate'" in first.stdout
-    man = json.loads((copy / ".ecdflow/records/manifest.json").read_text())
+    man = json.loads((copy / ".ecdflow/dvc/records/manifest.json").read_text())
     assert man["count"] == 12 and man["grid"] == 8 and len(man["shards"]) == 3
     assert json.loads((copy / ".ecdflow/metrics/validate.json").read_text())["success"]
-    assert (copy / ".ecdflow/validation/gx").is_dir()
+    assert (copy / ".ecdflow/dvc/validation/gx").is_dir()
 
     again = _dvc(copy, "repro")
     assert "Running stage" not in again.stdout
@@ -96,7 +96,7 @@ def test_repro_noop_and_param_reruns(copy: Path):
     assert "preprocess" in _dvc(copy, "status").stdout
     shards = _dvc(copy, "repro")
     assert "Running stage 'preprocess'" in shards.stdout
-    man2 = json.loads((copy / ".ecdflow/records/manifest.json").read_text())
+    man2 = json.loads((copy / ".ecdflow/dvc/records/manifest.json").read_text())
     assert len(man2["shards"]) == 2 and man2["data_hash"] == man["data_hash"]
 
     shown = json.loads(_dvc(copy, "metrics", "show", "--json").stdout)
