@@ -112,14 +112,19 @@ def family_errors(preds: pd.DataFrame, families: pd.Series, min_n: int) -> pd.Da
 
 
 def family_markdown(table: pd.DataFrame) -> pd.DataFrame:
-    """``family_errors`` for the page: 2 decimals, the best model's RMSE in bold."""
+    """``family_errors`` for the page: 2 decimals, the best model's RMSE in bold; in a flagged
+    family (too few materials to rank models) the best is named in parentheses, not bold."""
     out = table.copy()
     models = [c for c in table.columns if c not in
               ("target", "family", "n", "label mean (GPa)", "label std (GPa)", "best", "flag")]
     for c in ["label mean (GPa)", "label std (GPa)", *models]:
         out[c] = [f"{v:.2f}" if v == v else "-" for v in table[c]]
     for i, best in table.best.items():
-        if isinstance(best, str):
+        if not isinstance(best, str):
+            continue
+        if table.flag[i]:  # too few materials to rank: named, not marked
+            out.loc[i, "best"] = f"({best})"
+        else:
             out.loc[i, best] = f"**{out.loc[i, best]}**"
     return out
 

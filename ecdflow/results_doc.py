@@ -287,10 +287,12 @@ def _family_lines(settings: Settings, preds: pd.DataFrame) -> list[str]:
     t = family_errors(preds, mats.set_index("material_id")["family"], n)
     if t.empty:
         return ["- not measured in this run (no finished CV run)", ""]
-    return [f"CV test predictions per family: RMSE (GPa) pooled over folds for each repeat, "
-            f"then the mean over repeats; best model per family in bold. Families with fewer "
-            f"than {n} test materials (report.min_element_n) are shown and flagged: too few "
-            "to rank models.", "", _md(family_markdown(t), index=False), ""]
+    return ["CV test predictions per family (only the folds every model has predicted): RMSE "
+            "(GPa) pooled over folds for each repeat, then the mean over repeats; best model "
+            f"per family in bold. Families with fewer than {n} test materials "
+            "(report.min_element_n) are shown and flagged, their lowest RMSE named in "
+            "parentheses, not marked: too few to rank models.", "",
+            _md(family_markdown(t), index=False), ""]
 
 
 def _tsne(settings: Settings, runs: pd.DataFrame, planned, fig_dir: Path

@@ -107,8 +107,32 @@ def test_partial_run_page_counts_finished_runs_against_the_plan(tmp_path, monkey
     assert "4 of 6 training tasks with all their repeats" in text
     assert "| cv | K_VRH | cnn_magpie | 2 | 4 |" in text
     assert "`pr-other` (parent RUNNING)" in text
-    assert ("K_VRH: held-out elements: an ECD model has" not in text)
-    assert "no verdict until they have" not in text.split("### (3)")[1].split("### (4)")[0]
+    # no ECD model is planned: claims (1) and (3)'s pairing are not measured, not "incomplete"
+    assert "no verdict until they have" not in text
+    assert ("K_VRH: an ECD model has the lowest RMSE on 0 of 1 held-out elements (the 1 of 1 "
+            "planned elements where every planned model has finished)") in text
+
+
+def test_default_run_is_the_newest_of_the_selected_profile(tmp_path):
+    import mlflow
+
+    from ecdflow import tracking
+    from ecdflow.errors import EcdflowError
+    from ecdflow.evaluate import latest_pipeline_run_id
+
+    s = demo_settings(tmp_path)
+    exp = tracking.configure(s)
+    client = mlflow.MlflowClient()
+    for i, (pid, profile) in enumerate((("q-old", "quick"), ("q-new", "quick"),
+                                        ("std-newest", "standard"))):
+        client.create_run(exp, start_time=1_000_000 + i,
+                          tags={tracking.TAG_ROLE: "parent", tracking.TAG_PROFILE: profile,
+                                tracking.TAG_PIPELINE_RUN: pid})
+    assert latest_pipeline_run_id(s, "quick") == "q-new"
+    assert latest_pipeline_run_id(s, "standard") == "std-newest"
+    assert latest_pipeline_run_id(s) == "std-newest"
+    with pytest.raises(EcdflowError, match="no pipeline run of profile 'paper'"):
+        latest_pipeline_run_id(s, "paper")
 
 
 def test_planned_page_has_no_result_and_the_arithmetic(tmp_path):

@@ -168,3 +168,13 @@ def test_extrapolation_claim_not_enough_elements(n):
     line = extrapolation_claim(_claim_table(list(range(n)), list(range(n))), "K_VRH")
     assert line == (f"K_VRH: not enough elements (n = {n} < 5) for a rank correlation of "
                     "neighbour distance and error")
+
+
+def test_family_markdown_marks_only_unflagged_families():
+    from ecdflow.results_analysis import family_markdown
+
+    preds, fam = _family_preds()
+    t = family_markdown(family_errors(preds, fam, min_n=2)).set_index("family")
+    assert t.loc["A", "m2"] == "**0.71**" and t.loc["A", "best"] == "m2"
+    assert t.loc["B", "m1"] == "1.00" and t.loc["B", "best"] == "(m1)"
+    assert t.loc["B", "label std (GPa)"] == "-"
