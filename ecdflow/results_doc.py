@@ -312,7 +312,8 @@ def _tsne(settings: Settings, runs: pd.DataFrame, planned, fig_dir: Path
     figs = tsne_maps(settings, sorted(lo.fold.unique())[:4], fig_dir, features=(mats, z))
     rm = lo.groupby(["fold", "target", "model"], as_index=False)["rmse"].mean()
     table = extrapolation_table(mats.elements, z, rm.rename(columns={"fold": "element"}))
-    lines = [extrapolation_claim(table, t) for t in sorted(runs.target.unique())]
+    targets = set(runs.target) | (set() if planned is None else set(planned.target))
+    lines = [extrapolation_claim(table, t) for t in sorted(targets)]
     return figs, lines, table
 
 
