@@ -34,16 +34,24 @@ DATA_NOTE = ("Our numbers: the ecdflow Fm-3m benchmark (SevenNet 7net-l3i5 ML-po
              "data: compare trends, not values.")
 
 
-def latest_pipeline_run_id(settings: Settings) -> str:
-    """The pipeline run id of the most recently started parent run."""
+def latest_pipeline_run_id(settings: Settings, profile: str | None = None) -> str:
+    """The pipeline run id of the most recently started parent run (of ``profile``, the
+    ``ecdflow.profile`` tag, when given).
+
+    Raises:
+        EcdflowError: no such parent run in the store.
+    """
     import mlflow
 
     exp = tracking.configure(settings)
+    flt = f"tags.\"{tracking.TAG_ROLE}\" = 'parent'"
+    if profile:
+        flt += f" and tags.\"{tracking.TAG_PROFILE}\" = '{profile}'"
     runs = mlflow.MlflowClient().search_runs(
-        [exp], filter_string=f"tags.\"{tracking.TAG_ROLE}\" = 'parent'",
-        order_by=["attributes.start_time DESC"], max_results=1)
+        [exp], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
-        raise EcdflowError("no pipeline run in the tracking store: train first")
+        which = f" of profile '{profile}'" if profile else ""
+        raise EcdflowError(f"no pipeline run{which} in the tracking store: train first")
     return runs[0].data.tags[tracking.TAG_PIPELINE_RUN]
 
 
@@ -198,18 +206,19 @@ def _materials(settings: Settings) -> pd.DataFrame:
     return pd.DataFrame(read_rows(settings.path(settings.paths.materials)))
 
 
-def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
-              max_materials: int = 600) -> list[Path]:
-    """t-SNE (seeded) of Magpie features and of 10^3 max-pooled procrystal ECDs of the materials
-    table, coloured train/test for each held-out LOEO element (or by K_VRH without LOEO)."""
-    from sklearn.manifold import TSNE
-
+def tsne_features(settings: Settings, max_materials: int | None = 600
+                  ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The t-SNE inputs of the materials table (first ``max_materials`` rows, all when None):
+    the rows kept and ``{"magpie": (n, 132), "ecd": (n, 1000)}``, each column standardised
+    (z-score over the rows kept; unitless). ECD: the procrystal density (e/Å^3) max-pooled to
+    10^3 (``max_pool``; the paper's recipe). Rows whose structure or Magpie features fail are
+    left out (logged)."""
     from ecdflow.data.table import structure_of
     from ecdflow.density import procrystal_density
     from ecdflow.features import featurize
-    from ecdflow.plots import _pyplot
 
-    mats = _materials(settings).head(max_materials)
+    mats = _materials(settings)
+    mats = mats if max_materials is None else mats.head(max_materials)
     feats, keep = [], []
     for i, r in mats.iterrows():
         try:
@@ -227,14 +236,28 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
         first = next(e for e in errors if e)
         log.warning("t-SNE: %d of %d materials left out (no usable Magpie features; first: %s)",
                     int((~ok).sum()), len(ok), first)
-    mats, mag = mats[ok].reset_index(drop=True), mag[ok]
-    feats = [f for f, k in zip(feats, ok, strict=True) if k]
+    ecd = np.stack(feats)[ok] if feats else np.zeros((0, 1000))
+    z = {name: (x - x.mean(0)) / (x.std(0) + 1e-9)
+         for name, x in (("magpie", np.asarray(mag[ok], float)), ("ecd", ecd))}
+    return mats[ok].reset_index(drop=True), z
+
+
+def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
+              max_materials: int | None = 600,
+              features: tuple[pd.DataFrame, dict[str, np.ndarray]] | None = None) -> list[Path]:
+    """t-SNE (seeded) of Magpie features and of 10^3 max-pooled procrystal ECDs of the materials
+    table (``tsne_features``, or ``features`` already computed), coloured train/test for each
+    held-out LOEO element (or by K_VRH without LOEO)."""
+    from sklearn.manifold import TSNE
+
+    from ecdflow.plots import _pyplot
+
+    mats, z = features or tsne_features(settings, max_materials)
     if len(mats) < 5:
         return []
     plt = _pyplot()
     paths = []
-    for name, x in (("magpie", mag), ("ecd", np.stack(feats))):
-        x = (x - x.mean(0)) / (x.std(0) + 1e-9)
+    for name, x in z.items():
         emb = TSNE(2, perplexity=min(30.0, (len(x) - 1) / 3), random_state=settings.seed,
                    init="pca").fit_transform(x)
         panels = elements or [""]

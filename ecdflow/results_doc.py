@@ -7,28 +7,30 @@ gives Table 2 (CV) and Table 3 (LOEO) in the paper's layout (``ecdflow.evaluate.
 with the paper's numbers beside ours ("paper, FCC2170, different data"), the spread over
 folds/repeats, each LOEO test set's size and label std, and "The paper's claims on our data":
 paired comparisons over the same folds (Wilcoxon signed-rank and paired t on per-fold RMSE,
-scipy; n stated, "not enough folds" when n < 5). All errors in GPa.
+scipy; n stated, "not enough folds" when n < 5), per-family CV errors, the t-SNE maps with a
+nearest-neighbour statistic beside claim (4) (``ecdflow.results_analysis``). All errors in GPa.
 
-The plan page estimates the wall time of a profile on 2 cores from the committed benches
-(``bench/results/train.json`` training throughput per model and grid, ``bench/results/e2e.json``
-per-task start-up), with the arithmetic written out; no result number appears on it.
+A run whose parent run is not FINISHED is described as in progress: finished training runs
+against the plan's (``ecdflow.results_analysis.progress``), tables from the finished runs only,
+and a claim whose paired runs are not all finished says so instead of a verdict.
+
+The plan page before any run: ``ecdflow.results_plan`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ecdflow.config import REPO_ROOT, Settings
+from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError
+from ecdflow.results_analysis import ECD_MODELS, MAGPIE_MODELS, missing_runs
+from ecdflow.results_plan import planned_estimate, write_planned  # noqa: F401 - the CLI's
 
 MIN_PAIRED = 5
-MAGPIE_MODELS = ("rf_magpie", "cnn_magpie")
-ECD_MODELS = ("cnn3d", "cnn2d_se")
 SINGLE_MODELS = ("rf_magpie", "cnn_magpie", "cnn3d", "cnn2d_se")
 PAPER_LABEL = "paper, FCC2170, different data"
 PAPER_LOEO_N = {"F": 415, "K": 370, "Rb": 368, "Cs": 356, "Na": 293, "Cl": 290, "In": 233,
@@ -75,7 +77,10 @@ def per_split_rmse(runs: pd.DataFrame, kind: str, target: str, model: str) -> pd
     return sub.groupby("fold")["rmse"].mean()
 
 
-def _pair(runs, kind, target, m1, m2) -> dict | None:
+def _pair(runs, kind, target, m1, m2, planned=None) -> dict | None:
+    why = missing_runs(planned, runs, kind, target, (m1, m2))
+    if why:
+        return {"a": m1, "b": m2, "verdict": f"{why}; no verdict until they have"}
     a, b = per_split_rmse(runs, kind, target, m1), per_split_rmse(runs, kind, target, m2)
     common = sorted(set(a.index) & set(b.index))
     if not common:
@@ -88,7 +93,8 @@ def _best(runs, kind, target, models) -> str | None:
     return None if sub.empty else str(sub.groupby("model")["rmse"].mean().idxmin())
 
 
-def _magpie_vs_ecd(runs, kind, target, ecd_first: bool, words: str) -> str | None:
+def _magpie_vs_ecd(runs, kind, target, ecd_first: bool, words: str,
+                   planned=None) -> str | None:
     """One claim line: the best Magpie and the best ECD model of one split kind and target,
     paired in the order asked (``{a}`` vs ``{b}`` in ``words``), then the verdict; None when
     either model is missing or they share no fold."""
@@ -96,40 +102,84 @@ def _magpie_vs_ecd(runs, kind, target, ecd_first: bool, words: str) -> str | Non
     if not (mag and ecd):
         return None
     a, b = (ecd, mag) if ecd_first else (mag, ecd)
-    p = _pair(runs, kind, target, a, b)
+    p = _pair(runs, kind, target, a, b, planned)
     return None if p is None else f"{target}: {words.format(a=a, b=b)}: {p['verdict']}"
 
 
-def claims(runs: pd.DataFrame) -> dict[str, list[str]]:
+def _pending(planned, runs, kind, target, groups, what: str) -> list[str]:
+    """For a run in progress, the line of a claim whose models have no comparable runs yet:
+    ``"<target>: <what>: incomplete: ... planned runs finished; no verdict until they have"``;
+    [] without a plan, or when a group of ``groups`` (tuples of models: the two sides of the
+    claim) has no planned model (the claim is then not measured by this run)."""
+    if planned is None:
+        return []
+    pl = planned[(planned.split_kind == kind) & (planned.target == target)]
+    if not all(set(g) & set(pl.model) for g in groups):
+        return []
+    why = missing_runs(pl, runs, kind, target, {m for g in groups for m in g} & set(pl.model))
+    return [f"{target}: {what}: {why}; no verdict until they have"] if why else []
+
+
+def claims(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
+           tsne: list[str] | None = None) -> dict[str, list[str]]:
     """The paper's four claims and issue 15's baseline question, answered per target with
-    paired comparisons over the same folds (CV) or held-out elements (LOEO)."""
+    paired comparisons over the same folds (CV) or held-out elements (LOEO). With the plan
+    (``ecdflow.results_analysis.planned_runs``; given for a run in progress) a comparison whose
+    planned runs have not all finished says so instead of a verdict, and the LOEO win count
+    covers only elements where every planned model has finished. ``tsne``: the measured lines
+    of claim (4) (``results_analysis.extrapolation_claim``)."""
     out: dict[str, list[str]] = {k: [] for k in ("magpie", "fusion", "loeo", "tsne", "volume")}
-    for t in sorted(runs.target.unique()):
+    targets = set(runs.target) | (set() if planned is None else set(planned.target))
+    for t in sorted(targets):
         line = _magpie_vs_ecd(runs, "cv", t, ecd_first=False, words="best Magpie model {a} "
-                              "vs best ECD model {b}, per-fold CV RMSE")
-        out["magpie"] += [line] if line else []
-        if "fusion" in set(runs.model):
+                              "vs best ECD model {b}, per-fold CV RMSE", planned=planned)
+        out["magpie"] += [line] if line else _pending(
+            planned, runs, "cv", t, (MAGPIE_MODELS, ECD_MODELS), "Magpie vs ECD models")
+        if "fusion" not in set(runs[runs.target == t].model):
+            out["fusion"] += _pending(planned, runs, "cv", t, (("fusion",), SINGLE_MODELS),
+                                      "fusion vs the single models")
+        else:
             for m in SINGLE_MODELS:
-                p = _pair(runs, "cv", t, "fusion", m)
+                p = _pair(runs, "cv", t, "fusion", m, planned)
                 if p:
                     out["fusion"].append(f"{t}: fusion vs {m}: {p['verdict']}")
         lo = runs[(runs.split_kind == "loeo") & (runs.target == t)]
-        if len(lo):
-            best = lo.groupby(["fold", "model"])["rmse"].mean().unstack().idxmin(axis=1)
-            n_ecd = int(best.isin(ECD_MODELS).sum())
-            out["loeo"].append(f"{t}: an ECD model has the lowest RMSE on {n_ecd} of "
-                               f"{len(best)} held-out elements")
-            line = _magpie_vs_ecd(runs, "loeo", t, ecd_first=True,
+        if lo.empty:
+            out["loeo"] += _pending(planned, runs, "loeo", t, (MAGPIE_MODELS, ECD_MODELS),
+                                    "held-out elements")
+        else:
+            els = sorted(lo.fold.unique())
+            if planned is not None:
+                pl = planned[(planned.split_kind == "loeo") & (planned.target == t)]
+                els = [e for e in sorted(pl.fold.unique()) if not missing_runs(
+                    pl[pl.fold == e], lo[lo.fold == e], "loeo", t, set(pl.model))]
+                lo = lo[lo.fold.isin(els)]
+            note = "" if planned is None else (
+                f" (the {len(els)} of {planned[planned.split_kind == 'loeo'].fold.nunique()} "
+                "planned elements where every planned model has finished)")
+            if len(lo):
+                best = lo.groupby(["fold", "model"])["rmse"].mean().unstack().idxmin(axis=1)
+                out["loeo"].append(f"{t}: an ECD model has the lowest RMSE on "
+                                   f"{int(best.isin(ECD_MODELS).sum())} of {len(best)} "
+                                   f"held-out elements{note}")
+            else:
+                out["loeo"].append(f"{t}: no held-out element has every planned model "
+                                   "finished yet; no count")
+            line = _magpie_vs_ecd(runs, "loeo", t, ecd_first=True, planned=planned,
                                   words="{a} vs {b} paired over the held-out elements")
             out["loeo"] += [line] if line else []
-        if "rf_magpie_volume" in set(runs.model):
-            dens = _best(runs, "cv", t, (*ECD_MODELS, "fusion"))
-            if dens:
-                p = _pair(runs, "cv", t, dens, "rf_magpie_volume")
-                out["volume"].append(f"{t}: best density model {dens} vs rf_magpie_volume: "
-                                     f"{p['verdict']}")
-    out["tsne"].append("qualitative: see the t-SNE maps of the evaluation report "
-                       "(`ecdflow evaluate`); no statistical test is claimed")
+        dens = _best(runs, "cv", t, (*ECD_MODELS, "fusion"))
+        if not dens or "rf_magpie_volume" not in set(runs[runs.target == t].model):
+            out["volume"] += _pending(planned, runs, "cv", t, ((*ECD_MODELS, "fusion"),
+                                                               ("rf_magpie_volume",)),
+                                      "density models vs rf_magpie_volume")
+        elif p := _pair(runs, "cv", t, dens, "rf_magpie_volume", planned):
+            out["volume"].append(f"{t}: best density model {dens} vs rf_magpie_volume: "
+                                 f"{p['verdict']}")
+    out["tsne"] += tsne or []
+    out["tsne"].append("the t-SNE maps themselves (figures `tsne_*.png`) are qualitative; "
+                       + ("the line(s) above are the measured statement" if tsne else
+                          "no statistic was measured in this run"))
     return out
 
 
@@ -184,8 +234,92 @@ def _md(df: pd.DataFrame, index: bool = True) -> str:
     return markdown_table(df.reset_index() if index else df).rstrip("\n")
 
 
+def _status(settings: Settings, pipeline_run_id: str, parent: str | None,
+            runs: pd.DataFrame) -> tuple[list[str], pd.DataFrame | None]:
+    """The page's opening lines on the run's state (and the other parent runs of its profile)
+    and, for a run whose parent run is not FINISHED, the plan (``planned_runs``)."""
+    import mlflow
+
+    from ecdflow import tracking
+    from ecdflow.results_analysis import planned_runs, progress
+
+    client = mlflow.MlflowClient()
+    status = client.get_run(parent).info.status if parent else "UNKNOWN"
+    others = [r for r in client.search_runs(
+        [tracking.configure(settings)], order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.\"{tracking.TAG_ROLE}\" = 'parent' and "
+        f"tags.\"{tracking.TAG_PROFILE}\" = '{settings.profile}'", max_results=50)
+        if r.data.tags.get(tracking.TAG_PIPELINE_RUN) != pipeline_run_id]
+    lines = [f"This page describes pipeline run `{pipeline_run_id}` only. A stopped run is "
+             "restarted under a new pipeline run id; the fits it had finished resume from "
+             "their checkpoints and are logged again under the new id, so each page counts "
+             "its own run's training runs."]
+    if others:
+        lines[0] += (f" Other `{settings.profile}` pipeline runs in the store (not described "
+                     "here): " + ", ".join(f"`{r.data.tags.get(tracking.TAG_PIPELINE_RUN)}` "
+                                           f"(parent {r.info.status})" for r in others[:10]) + ".")
+    if status == "FINISHED":
+        return ["", *lines, ""], None
+    planned = planned_runs(settings)
+    pr = progress(planned, runs)
+    word = "In progress" if status in ("RUNNING", "SCHEDULED") else "Incomplete"
+    why = ": running, or stopped and not yet restarted" if status == "RUNNING" else ""
+    head = [f"**{word}: {pr['runs_done']} of {pr['runs_planned']} planned training runs "
+            f"finished** (parent run {status}{why}; {pr['tasks_done']} of "
+            f"{pr['tasks_planned']} training tasks with all their repeats; plan of the "
+            f"`{settings.profile}` profile, "
+            "`ecdflow.kfp.plan.build_plan` x `ecdflow.train.run_repeats`). Tables and claims "
+            "use the finished runs only: a cell whose model has not finished every fold is a "
+            "mean over the folds that have (n per cell: the spread table); a paired claim "
+            "whose runs are not all finished says so instead of a verdict.", "",
+            _md(pr["table"], index=False)]
+    return ["", *head, "", *lines, ""], planned
+
+
+def _family_lines(settings: Settings, preds: pd.DataFrame) -> list[str]:
+    from ecdflow.evaluate import _materials
+    from ecdflow.results_analysis import family_errors, family_markdown
+
+    mats = _materials(settings)
+    if "family" not in mats.columns:
+        return ["- not measured: the materials table has no `family` column", ""]
+    n = settings.report.min_element_n
+    t = family_errors(preds, mats.set_index("material_id")["family"], n)
+    if t.empty:
+        return ["- not measured in this run (no finished CV run)", ""]
+    return ["CV test predictions per family (only the folds every model has predicted): RMSE "
+            "(GPa) pooled over folds for each repeat, then the mean over repeats; best model "
+            f"per family in bold. Families with fewer than {n} test materials "
+            "(report.min_element_n) are shown and flagged, their lowest RMSE named in "
+            "parentheses, not marked: too few to rank models.", "",
+            _md(family_markdown(t), index=False), ""]
+
+
+def _tsne(settings: Settings, runs: pd.DataFrame, planned, fig_dir: Path
+          ) -> tuple[list[Path], list[str], pd.DataFrame]:
+    """t-SNE maps of all materials and the claim-(4) lines and table."""
+    from ecdflow.evaluate import tsne_features, tsne_maps
+    from ecdflow.results_analysis import extrapolation_claim, extrapolation_table
+
+    lo = runs[runs.split_kind == "loeo"]
+    if planned is not None:  # elements where every planned Magpie/ECD model has finished
+        pl = planned[planned.split_kind == "loeo"]
+        keep = [(e, t) for (e, t), g in pl.groupby(["fold", "target"]) if not missing_runs(
+            g, lo[(lo.fold == e)], "loeo", t, set(g.model) & {*ECD_MODELS, *MAGPIE_MODELS})]
+        lo = lo[np.array([(e, t) in keep for e, t in zip(lo.fold, lo.target, strict=True)],
+                         dtype=bool)]
+    mats, z = tsne_features(settings, max_materials=None)
+    figs = tsne_maps(settings, sorted(lo.fold.unique())[:4], fig_dir, features=(mats, z))
+    rm = lo.groupby(["fold", "target", "model"], as_index=False)["rmse"].mean()
+    table = extrapolation_table(mats.elements, z, rm.rename(columns={"fold": "element"}))
+    targets = set(runs.target) | (set() if planned is None else set(planned.target))
+    lines = [extrapolation_claim(table, t) for t in sorted(targets)]
+    return figs, lines, table
+
+
 def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Path:
-    """Regenerate ``out_dir`` (README.md + figures/) from one pipeline run's MLflow runs.
+    """Regenerate ``out_dir`` (README.md + figures/) from one pipeline run's MLflow runs
+    (finished training runs only, one per model/target/split/repeat).
 
     Raises:
         EcdflowError: the pipeline run has no finished training runs.
@@ -194,28 +328,33 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
     from ecdflow.evaluate import _logged_splits, load_predictions, paper_tables, parity_plots
     from ecdflow.html.report import cv_heading, protocol_of
     from ecdflow.results import collect_runs, summarise
+    from ecdflow.results_analysis import dedupe_runs
 
     tracking.configure(settings)
     train = [r for r in tracking.pipeline_runs(settings, pipeline_run_id)
              if r.info.status == "FINISHED"]
     if not train:
         raise EcdflowError(f"no finished training runs for pipeline run '{pipeline_run_id}'")
-    runs = collect_runs(settings, pipeline_run_id)
+    runs = dedupe_runs(collect_runs(settings, pipeline_run_id))
     summary = summarise(runs)
     preds = load_predictions(settings, pipeline_run_id)
+    preds = preds[preds.run_id.isin(runs.run_id)]
     parent = tracking.find_parent_run(settings, pipeline_run_id)
     p = protocol_of(train, preds, _logged_splits(parent), settings.splits.n_folds)
+    status, planned = _status(settings, pipeline_run_id, parent, runs)
     tables = paper_tables(summary)
     fig_dir = out_dir / "figures"
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     fig_dir.mkdir(parents=True)
     figs = parity_plots(preds, fig_dir)
-    cl = claims(runs)
+    tsne_figs, tsne_lines, tsne_table = _tsne(settings, runs, planned, fig_dir)
+    cl = claims(runs, planned, tsne_lines)
     lines = [
-        "# Results", "",
-        f"Regenerated by `ecdflow results --pipeline-run-id {pipeline_run_id}` from the MLflow "
-        "store; every number below comes from that run.", "",
+        "# Results", *status,
+        f"Regenerated by `ecdflow --profile {settings.profile} results --pipeline-run-id "
+        f"{pipeline_run_id}` from the MLflow store; every number below comes from that run.",
+        "",
         "## Protocol that ran", "",
         f"- pipeline run `{pipeline_run_id}`, MLflow parent run `{parent or 'none'}`",
         f"- profile {p['profile']}, git commit {p['git_commit']}, data version "
@@ -223,7 +362,7 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
         f"- {p['n_materials']} materials ({p['materials_source']}), grid {p['grid']}",
         f"- {cv_heading(p)}; LOEO elements: {', '.join(p['loeo']) or 'none'}",
         f"- epochs: max {p['epochs_max'] or '-'}, ran {p['epochs_run'] or '-'} (early stopping);"
-        f" {p['n_runs']} training runs; models {', '.join(p['models'])}", "",
+        f" {len(runs)} training runs; models {', '.join(p['models'])}", "",
         "## Table 2: CV, R2 / RMSE (GPa)", "",
         f"Paper rows are labelled \"{PAPER_LABEL}\": compare trends, not values.", "",
         _md(table2_with_paper(tables)), "",
@@ -234,6 +373,7 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
                   _md(tables["table3_loeo"]), "", "### LOEO test sets", "",
                   _md(loeo_sets(preds), index=False), ""]
     lines += ["## Spread over folds and repeats", "", _md(spread_table(runs), index=False), "",
+              "## Errors per material family (CV)", "", *_family_lines(settings, preds),
               "## The paper's claims on our data", ""]
     titles = {"magpie": "(1) Magpie is strong under random CV",
               "fusion": "(2) Fusion beats every single model under CV",
@@ -243,99 +383,19 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
     for k, title in titles.items():
         lines += [f"### {title}", ""] + [f"- {s}" for s in cl[k] or ["not measured in this run"]]
         lines.append("")
-    lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figs] + [""]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    readme = out_dir / "README.md"
-    readme.write_text("\n".join(lines))
-    return readme
-
-
-def planned_estimate(settings: Settings, index: pd.DataFrame, bench_train: dict,
-                     bench_e2e: dict) -> dict:
-    """Wall-time estimate (seconds, 2 cores) of a profile's training, from the benches.
-
-    Per Keras model m and split s (CV fold or LOEO element) and target: fit samples
-    n_fit = (materials - test) x (1 - validation_fraction), one epoch takes n_fit /
-    throughput(m, grid) seconds; the sum over models, splits, targets and repeats is one
-    "epoch of everything", times ``training.epochs`` (the upper bound, no early stop).
-    Task start-up: tasks x the mean non-fit seconds of a train task in ``bench_e2e``.
-    """
-    from ecdflow.models import get_spec
-    from ecdflow.splits import make_splits
-
-    grid = settings.density.grid
-    thr = {r["model"]: r["train_samples_s"] for r in bench_train["rows"] if r["grid"] == grid}
-    tl = settings.training
-    splits = make_splits(index, settings.splits.n_folds, settings.splits.loeo_elements,
-                         settings.seed)
-    keras = [m for m in settings.models.enabled if get_spec(m).is_keras]
-    missing = [m for m in keras if m not in thr]
-    if missing:
-        raise EcdflowError(f"bench/results/train.json has no {grid}^3 throughput for {missing}")
-    epoch_s, lines = 0.0, []
-    for name, sp in splits.items():
-        reps = tl.repeats if name.startswith("cv-") or tl.loeo_repeats is None \
-            else tl.loeo_repeats
-        n_fit = len(sp["train"]) * (1 - tl.validation_fraction)
-        s = len(settings.targets) * reps * sum(n_fit / thr[m] for m in keras)
-        epoch_s += s
-        lines.append(f"{name}: n_fit {n_fit:.0f} x {len(settings.targets)} targets x {reps} "
-                     f"repeats x sum_m 1/throughput = {s:.1f} s per epoch")
-    tasks = [t for t in bench_e2e["tasks"] if t["step"] == "train"]
-    over = float(np.mean([t["seconds"] - t["train_s"] for t in tasks]))
-    n_tasks = len(settings.models.enabled) * len(settings.targets) * len(splits)
-    return {"grid": grid, "throughput": thr, "epoch_s": epoch_s, "epochs": tl.epochs,
-            "upper_s": epoch_s * tl.epochs, "half_s": epoch_s * tl.epochs / 2,
-            "tasks": n_tasks, "overhead_per_task_s": over, "overhead_s": n_tasks * over,
-            "per_split": lines, "n_materials": len(index), "models": keras,
-            "bench_note": bench_train.get("meta", {}).get("note", "")}
-
-
-def write_planned(settings: Settings, out_dir: Path) -> Path:
-    """``out_dir/README.md`` before any standard run: the run is pending, no results table is
-    published, and the wall-time estimate of the profile with its arithmetic."""
-    from ecdflow.data.table import read_rows
-
-    path = settings.path(settings.paths.materials)
-    index = pd.DataFrame(read_rows(path))[["material_id", "elements"]]
-    e = planned_estimate(settings, index,
-                         json.loads((REPO_ROOT / "bench/results/train.json").read_text()),
-                         json.loads((REPO_ROOT / "bench/results/e2e.json").read_text()))
-    h = 3600.0
-    thr = ", ".join(f"{m} {v:.0f}/s" for m, v in e["throughput"].items() if m in e["models"])
-    tl = settings.training
-    lines = [
-        "# Results", "",
-        f"**Status: the `{settings.profile}` profile run is planned, not yet run.** No results "
-        "table is published here yet: no number without a run behind it. When it has run, "
-        f"`ecdflow --profile {settings.profile} results` regenerates this page (Tables 2 "
-        "and 3, spread, LOEO sets, the paper's claims, figures) from the MLflow store.", "",
-        "Until then, the only measured numbers are the shipped baseline's model cards "
-        "(`ecdflow/pretrained/*/MODEL_CARD.md`, `ecdflow pretrained build`).", "",
-        f"## Planned: `{settings.profile}` profile, wall-time estimate on 2 cores", "",
-        f"Regenerated by `ecdflow --profile {settings.profile} results --planned` from "
-        "`bench/results/train.json` (training throughput, 2 cores) and "
-        "`bench/results/e2e.json` (task start-up).", "",
-        f"- protocol: {e['n_materials']} materials, grid {e['grid']}^3, "
-        f"{settings.splits.n_folds}-fold CV x {tl.repeats} repeats, "
-        f"{len(settings.splits.loeo_elements)} LOEO elements x "
-        f"{tl.loeo_repeats or tl.repeats} repeat, max {tl.epochs} epochs (patience "
-        f"{tl.patience}), models {', '.join(settings.models.enabled)}",
-        f"- throughput at {e['grid']}^3 (samples/s): {thr} (bench: "
-        f"{e['bench_note']})",
-        f"- one epoch of every Keras model on every split, target and repeat: "
-        f"{e['epoch_s']:.0f} s", *[f"  - {s}" for s in e["per_split"]],
-        f"- training, upper bound ({e['epochs']} epochs every fit): {e['epoch_s']:.0f} s x "
-        f"{e['epochs']} = {e['upper_s']:.0f} s = {e['upper_s'] / h:.1f} h",
-        f"- if early stopping halves the epochs on average (an assumption, to be measured): "
-        f"{e['half_s'] / h:.1f} h",
-        f"- task start-up: {e['tasks']} training tasks x {e['overhead_per_task_s']:.1f} s = "
-        f"{e['overhead_s'] / h:.2f} h (quick-profile figure; 60^3 records load slower)",
-        f"- estimate: {(e['half_s'] + e['overhead_s']) / h:.1f} h to "
-        f"{(e['upper_s'] + e['overhead_s']) / h:.1f} h, plus preprocess/validate/evaluate "
-        "(minutes). Not measured: to be replaced by the run's own timing in bench/results/.",
-        "",
-    ]
+        if k == "tsne" and len(tsne_table):
+            lines += [
+                "Neighbour ratio: the mean distance from each held-out material to its nearest "
+                "training material, divided by the median nearest-neighbour distance within "
+                "the training set; Magpie features and 10^3 max-pooled procrystal densities, "
+                "each column standardised over all materials (the t-SNE inputs). RMSE: lowest "
+                "LOEO RMSE (GPa) of the ECD models (cnn3d, cnn2d_se) and of the Magpie models.",
+                "", _md(tsne_table.round(3), index=False), ""]
+    lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})"
+                                   for f in figs + tsne_figs] + [""]
+    lines += ["## See also", "", "- [sanity checks](sanity.md)"]
+    lines += ["- [beyond the paper](beyond.md)"] if (out_dir / "beyond.md").exists() else []
+    lines.append("")
     out_dir.mkdir(parents=True, exist_ok=True)
     readme = out_dir / "README.md"
     readme.write_text("\n".join(lines))

@@ -55,10 +55,14 @@ def test_claims_count_loeo_wins_and_pair_over_elements():
 
 
 def test_results_page_from_the_demo_store(tmp_path):
+    import mlflow
+
+    from ecdflow import tracking
     from ecdflow.results_doc import PAPER_LABEL, write_results
 
     s = demo_settings(tmp_path)
     pid = make_pipeline_run(s)
+    mlflow.MlflowClient().set_terminated(tracking.find_parent_run(s, pid), "FINISHED")
     readme = write_results(s, pid, tmp_path / "results")
     text = readme.read_text()
     assert f"pipeline run `{pid}`" in text and "MLflow parent run `" in text
@@ -66,10 +70,69 @@ def test_results_page_from_the_demo_store(tmp_path):
     assert f"K_VRH: {PAPER_LABEL}" in text and "0.943 / 18.721" in text
     assert "## Table 3" in text and "### LOEO test sets" in text
     assert "| target: source |" in text
+    assert "In progress" not in text and f"describes pipeline run `{pid}` only" in text
     # the demo run has no ECD or fusion model: those claims say so instead of a number
     assert text.count("- not measured in this run") == 3
+    assert "(4) t-SNE shows why\n\n- K_VRH: not enough elements (n = 0 < 5)" in text
+    assert "## Errors per material family (CV)" in text and "| full-heusler |" in text
     figs = list((tmp_path / "results" / "figures").glob("*.png"))
+    assert {"tsne_magpie.png", "tsne_ecd.png"} <= {f.name for f in figs}
     assert figs and all(f"figures/{f.name}" in text for f in figs)
+    assert "- [sanity checks](sanity.md)" in text and "beyond.md" not in text
+    (tmp_path / "results" / "beyond.md").write_text("# Beyond\n")
+    assert "- [beyond the paper](beyond.md)" in write_results(s, pid, tmp_path / "results"
+                                                               ).read_text()
+
+
+def test_partial_run_page_counts_finished_runs_against_the_plan(tmp_path, monkeypatch):
+    """Parent run still RUNNING: the banner counts finished runs (4 of the demo's 6 planned
+    here: the plan adds a second cnn_magpie repeat to each CV fold) and tasks (6 of 6 minus
+    the 2 CV cnn_magpie tasks missing a repeat = 4 of 6); claims needing the missing runs
+    say so instead of a verdict."""
+    from ecdflow import results_analysis
+    from ecdflow.results_doc import write_results
+
+    s = demo_settings(tmp_path)
+    pid = make_pipeline_run(s)
+    make_pipeline_run(s, pid="pr-other")  # another run of the same profile: named, not used
+    rows = [{"model": m, "target": "K_VRH", "split": sp, "split_kind": sp.split("-")[0],
+             "fold": sp.split("-")[1], "repeat": r, "task": f"{m}-{sp}"}
+            for m in ("rf_magpie", "cnn_magpie") for sp in ("cv-0", "cv-1", "loeo-Cl")
+            for r in ((0, 1) if m == "cnn_magpie" and sp != "loeo-Cl" else (0,))]
+    plan = pd.DataFrame(rows)
+    monkeypatch.setattr(results_analysis, "planned_runs", lambda settings: plan)
+    text = write_results(s, pid, tmp_path / "results").read_text()
+    assert text.startswith("# Results\n\n**In progress: 6 of 8 planned training runs "
+                           "finished** (parent run RUNNING")
+    assert "4 of 6 training tasks with all their repeats" in text
+    assert "| cv | K_VRH | cnn_magpie | 2 | 4 |" in text
+    assert "`pr-other` (parent RUNNING)" in text
+    # no ECD model is planned: claims (1) and (3)'s pairing are not measured, not "incomplete"
+    assert "no verdict until they have" not in text
+    assert ("K_VRH: an ECD model has the lowest RMSE on 0 of 1 held-out elements (the 1 of 1 "
+            "planned elements where every planned model has finished)") in text
+
+
+def test_default_run_is_the_newest_of_the_selected_profile(tmp_path):
+    import mlflow
+
+    from ecdflow import tracking
+    from ecdflow.errors import EcdflowError
+    from ecdflow.evaluate import latest_pipeline_run_id
+
+    s = demo_settings(tmp_path)
+    exp = tracking.configure(s)
+    client = mlflow.MlflowClient()
+    for i, (pid, profile) in enumerate((("q-old", "quick"), ("q-new", "quick"),
+                                        ("std-newest", "standard"))):
+        client.create_run(exp, start_time=1_000_000 + i,
+                          tags={tracking.TAG_ROLE: "parent", tracking.TAG_PROFILE: profile,
+                                tracking.TAG_PIPELINE_RUN: pid})
+    assert latest_pipeline_run_id(s, "quick") == "q-new"
+    assert latest_pipeline_run_id(s, "standard") == "std-newest"
+    assert latest_pipeline_run_id(s) == "std-newest"
+    with pytest.raises(EcdflowError, match="no pipeline run of profile 'paper'"):
+        latest_pipeline_run_id(s, "paper")
 
 
 def test_planned_page_has_no_result_and_the_arithmetic(tmp_path):
