@@ -208,26 +208,32 @@ def _materials(settings: Settings) -> pd.DataFrame:
 
 def tsne_features(settings: Settings, max_materials: int | None = 600
                   ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The t-SNE inputs of the materials table (first ``max_materials`` rows, all when None):
-    the rows kept and ``{"magpie": (n, 132), "ecd": (n, 1000)}``, each column standardised
+    """The t-SNE inputs of the materials table (a sample of ``max_materials`` rows drawn with
+    ``settings.seed``, in table order; all rows when None or when the table is smaller): the
+    rows kept and ``{"magpie": (n, 132), "ecd": (n, 1000)}``, each column standardised
     (z-score over the rows kept; unitless). ECD: the procrystal density (e/Å^3) max-pooled to
     10^3 (``max_pool``; the paper's recipe). Rows whose structure or Magpie features fail are
-    left out (logged)."""
+    left out (logged with their count). A sample, not the first rows: the table is sorted by
+    family, so its head would be a few families only."""
     from ecdflow.data.table import structure_of
     from ecdflow.density import procrystal_density
     from ecdflow.features import featurize
 
     mats = _materials(settings)
-    mats = mats if max_materials is None else mats.head(max_materials)
-    feats, keep = [], []
+    if max_materials is not None and len(mats) > max_materials:
+        mats = mats.sample(n=max_materials, random_state=settings.seed).sort_index()
+    feats, keep, failed = [], [], []
     for i, r in mats.iterrows():
         try:
             s = structure_of(r)
             feats.append(max_pool(procrystal_density(s, settings.density.grid,
                                                      settings.density.smearing_A)))
             keep.append(i)
-        except Exception:  # noqa: BLE001 - a structure that fails is left out of the map
-            continue
+        except Exception as exc:  # noqa: BLE001 - a structure that fails is left out of the map
+            failed.append(f"{r.get('material_id')}: {exc}")
+    if failed:
+        log.warning("t-SNE: %d of %d materials left out (no density; first: %s)", len(failed),
+                    len(mats), failed[0])
     mats = mats.loc[keep].reset_index(drop=True)
     # the one check (features.featurize): rows without finite features are left out, counted
     mag, errors = featurize(list(mats.formula), where=[str(m) for m in mats.material_id])

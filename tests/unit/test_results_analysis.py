@@ -178,3 +178,21 @@ def test_family_markdown_marks_only_unflagged_families():
     assert t.loc["A", "m2"] == "**0.71**" and t.loc["A", "best"] == "m2"
     assert t.loc["B", "m1"] == "1.00" and t.loc["B", "best"] == "(m1)"
     assert t.loc["B", "label std (GPa)"] == "-"
+
+
+@pytest.mark.parametrize("n", [40, 120])
+def test_tsne_sample_spans_the_table_not_its_head(n):
+    """The table is sorted by family: the t-SNE sample is drawn (seeded) from all of it."""
+    import json
+
+    from ecdflow.config import load_settings
+    from ecdflow.evaluate import tsne_features
+
+    s = load_settings(profile="quick", overrides={"density": {"grid": 8}})
+    rows = [json.loads(line) for line in open(s.path(s.paths.materials))]
+    head_families = {r["family"] for r in rows[:n]}
+    mats, z = tsne_features(s, n)
+    assert len(mats) == n and z["magpie"].shape == (n, 132) and z["ecd"].shape[0] == n
+    assert len(set(mats.family)) > len(head_families)
+    again, _ = tsne_features(s, n)
+    assert list(again.material_id) == list(mats.material_id)  # seeded
