@@ -121,3 +121,23 @@ def predict_test(model: Any, rdir: str, target: str, inputs: tuple[str, ...],
     ds = make_dataset(rdir, target=target, inputs=inputs, ids=test_ids,
                       batch_size=tl.batch_size, cache=False, log_target=tl.log_target)
     return predict_dataset(model, ds, inputs, getattr(tl, "tta", "none"))
+
+
+def part_features(ext: Any, rdir: str, target: str, inputs: tuple[str, ...], ids: list[str],
+                  ops: list[int], batch_size: int, log_target: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen extractor's output for every material of ``ids`` under every symmetry
+    operation of ``ops`` (``ecdflow.symmetry.apply_op`` on the ECD): features
+    (n, len(ops), width) float32 and labels (n,) in the training-target space (file order)."""
+    from ecdflow.symmetry import apply_op
+
+    ds = make_dataset(rdir, target=target, inputs=inputs, ids=ids, batch_size=batch_size,
+                      cache=False, log_target=log_target)
+    feats, ys = [], []
+    for f, y in ds:
+        x = {k: f[k].numpy() for k in inputs}
+        per_op = [np.asarray(ext({**x, INPUT_ECD: apply_op(x[INPUT_ECD], k, first_axis=1)},
+                                 training=False)) for k in ops]
+        feats.append(np.stack(per_op, axis=1))
+        ys.append(y.numpy().reshape(-1))
+    return np.concatenate(feats).astype(np.float32), np.concatenate(ys)

@@ -29,7 +29,13 @@ import pandas as pd
 
 from ecdflow import tracking as tr
 from ecdflow.config import Settings
-from ecdflow.datasets import dataset_arrays, input_stats, keras_dataset, predict_test
+from ecdflow.datasets import (
+    dataset_arrays,
+    input_stats,
+    keras_dataset,
+    part_features,
+    predict_test,
+)
 from ecdflow.errors import EcdflowError
 from ecdflow.features import tabular_matrix
 from ecdflow.fit import checkpoint_dir, configure_tf, fit_keras
@@ -39,6 +45,7 @@ from ecdflow.models import MODELS, ModelSpec, get_spec
 from ecdflow.results import regression_metrics
 from ecdflow.schema import GRID_PARAM, INPUT_ECD, INPUT_VOLUME, TABULAR_INPUTS, TARGETS, RunKey
 from ecdflow.splits import get_splits, select_split, split_kind, splits_digest, validation_ids
+from ecdflow.symmetry import operations
 
 log = get_logger(__name__)
 
@@ -219,6 +226,9 @@ def _fit_keras_run(settings: Settings, spec: ModelSpec, cfg: Any, key: RunKey, d
         m.compile(optimizer=spec.optimizer(cfg, steps), loss="mae")
         return m
 
+    if spec.requires and not getattr(cfg, "train_parts", True) \
+            and len(operations(tl.augment_symmetry)) <= MAX_CACHED_OPS:
+        return _fit_frozen_parts_head(settings, spec, cfg, key, data, parts, stats, steps)
     train_ds = keras_dataset(rdir, target, spec.inputs, fit_ids, tl.batch_size,
                              settings.seed + repeat, tl.log_target, tl.augment_symmetry)
     val_ds = keras_dataset(rdir, target, spec.inputs, val_ids, tl.batch_size, None,
@@ -227,6 +237,52 @@ def _fit_keras_run(settings: Settings, spec: ModelSpec, cfg: Any, key: RunKey, d
     fit = fit_keras(build, train_ds, val_ds, epochs=tl.epochs, patience=tl.patience,
                     ckpt_dir=ckpt, log_to_mlflow=True, desc=f"{spec.name} {target} {key.split}")
     return fit.model, fit.history, fit.epochs_run, fit.resumed_from
+
+
+MAX_CACHED_OPS = 2
+"""Largest augmentation set (``training.augment_symmetry``: none 1, origin 2) for which a model
+with frozen parts trains its head on cached part features; larger sets train the whole graph."""
+
+
+def _fit_frozen_parts_head(settings: Settings, spec: ModelSpec, cfg: Any, key: RunKey,
+                           data: RunData, parts: dict | None, stats: Any, steps: int
+                           ) -> tuple[Any, dict, int, int]:
+    """Fusion with frozen parts: the parts' features are computed once per material and
+    symmetry operation, the head is trained on them (each epoch, each material through one
+    random operation of ``training.augment_symmetry``, seeded, as the whole-graph path
+    draws), and the served model is the parts joined to the trained head."""
+    import tensorflow as tf
+
+    from ecdflow.models import fusion
+
+    tl = settings.training
+    seed = settings.seed + key.repeat
+    ext = fusion.extractor(parts or fusion.default_parts(data.grid, stats), data.grid)
+    ops = operations(tl.augment_symmetry)
+    args = (data.records_dir, key.target, spec.inputs)
+    f_fit, y_fit = part_features(ext, *args, data.fit_ids, ops, tl.batch_size, tl.log_target)
+    f_val, y_val = part_features(ext, *args, data.val_ids, [0], tl.batch_size, tl.log_target)
+    width = f_fit.shape[-1]
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    train_ds = (tf.data.Dataset.from_tensor_slices((f_fit, y_fit[:, None]))
+                .shuffle(len(y_fit), seed=seed, reshuffle_each_iteration=True))
+    train_ds = (tf.data.Dataset.zip((train_ds, draws))
+                .map(lambda fy, r: ({fusion.FEATURES: tf.gather(fy[0], r % len(ops))}, fy[1]))
+                .batch(tl.batch_size))
+    val_ds = tf.data.Dataset.from_tensor_slices(
+        ({fusion.FEATURES: f_val[:, 0]}, y_val[:, None])).batch(tl.batch_size)
+
+    def build() -> Any:
+        m = fusion.head(cfg, width, stats)
+        m.compile(optimizer=spec.optimizer(cfg, steps), loss="mae")
+        return m
+
+    ckpt = checkpoint_dir(settings, key, data.data_hash,
+                          {**cfg.model_dump(), "fit": "head on cached part features"})
+    fit = fit_keras(build, train_ds, val_ds, epochs=tl.epochs, patience=tl.patience,
+                    ckpt_dir=ckpt, log_to_mlflow=True,
+                    desc=f"{spec.name} {key.target} {key.split}")
+    return fusion.assemble(ext, fit.model), fit.history, fit.epochs_run, fit.resumed_from
 
 
 # ------------------------------------------------------------------------------------------

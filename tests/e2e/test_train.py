@@ -93,3 +93,45 @@ def test_cli_unknown_names_are_one_line_errors(env, capsys, monkeypatch):
         code = run_main(cli, ["train", *args, "--records", rec])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and word in err, err
+
+
+def test_fusion_with_frozen_parts_trains_only_its_head_on_cached_features(env):
+    """The served fusion model is the parts (unchanged weights) joined to a head trained on
+    their cached features: its prediction equals head(extractor(x)) and the parts' own
+    penultimate outputs are untouched."""
+    import numpy as np
+
+    from ecdflow.datasets import part_features
+    from ecdflow.models import fusion
+    from ecdflow.records_reader import read_index
+    from ecdflow.train import train_one
+
+    settings, rec = env
+    parent = tr.start_parent_run(settings, "pr-head")
+    fu = train_one(settings, "fusion", "K_VRH", "cv-1", records_dir=rec,
+                   parent_run_id=parent, pipeline_run_id="pr-head")
+    runs = {r.data.tags[tr.TAG_MODEL]: r for r in tr.pipeline_runs(settings, "pr-head")}
+    load = lambda m: mlflow.keras.load_model(runs[m].data.tags[tr.TAG_MODEL_URI])  # noqa: E731
+    model, parts = load("fusion"), {m: load(m) for m in fusion.PARTS}
+    assert fu["epochs"] >= 1 and int(runs["fusion"].data.params["n_train"]) > 0
+    from ecdflow.fit import checkpoint_dir
+    from ecdflow.records import read_manifest
+    from ecdflow.schema import RunKey
+
+    cfg = fusion.SPEC.config(settings.models.params.get("fusion"))
+    head_ckpt = checkpoint_dir(settings, RunKey("fusion", "K_VRH", "cv-1", 0),
+                               read_manifest(rec)["data_hash"],
+                               {**cfg.model_dump(), "fit": "head on cached part features"})
+    assert (head_ckpt / "state.json").exists()  # the head-on-cached-features path ran
+    ids = list(read_index(rec).material_id)[:12]
+    ext = fusion.extractor(parts, 8)
+    feats, _ = part_features(ext, rec, "K_VRH", ("ecd", "magpie"), ids, [0, 48], 8, False)
+    assert feats.shape == (12, 2, 64)
+    frozen = model.get_layer("fusion_parts")
+    top = model.get_layer("fusion_head")
+    direct = np.asarray(top({fusion.FEATURES: feats[:, 0]})).reshape(-1)
+    _, x, _ = __import__("ecdflow.datasets", fromlist=["dataset_arrays"]).dataset_arrays(
+        rec, "K_VRH", ("ecd", "magpie"), ids, False)
+    served = np.asarray(model(x, training=False)).reshape(-1)
+    np.testing.assert_allclose(served, direct, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(frozen(x)), feats[:, 0], rtol=1e-5, atol=1e-5)
