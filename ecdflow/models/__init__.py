@@ -21,7 +21,7 @@ from ecdflow.models.base import InputStats, ModelConfig, ModelSpec
 MODELS: dict[str, ModelSpec] = {
     m.SPEC.name: m.SPEC for m in (rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion, rf_magpie_volume)
 }
-MODELS.update({s.name: s for s in (gbm_magpie_volume.SPEC_ECDINV, gbm_magpie_volume.SPEC)})
+MODELS.update({s.name: s for s in (gbm_magpie_volume.SPEC, rf_magpie_volume.SPEC_ECDINV)})
 
 __all__ = ["MODELS", "InputStats", "ModelConfig", "ModelSpec", "get_spec"]
 

@@ -1,13 +1,14 @@
-"""Histogram gradient boosting on Magpie + volume per atom, with or without the Fourier-orbit
-density invariants: issue 15's "one model beyond the paper" (docs/results/beyond.md).
+"""Histogram gradient boosting on Magpie + volume per atom + the Fourier-orbit density
+invariants: issue 15's "one model beyond the paper", the best density-based candidate for K_VRH
+(docs/results/beyond.md, ``hgb_mv_inv_log``).
 
 ``gbm_magpie_volume_ecdinv`` reads the ``ecd`` input, which a tabular model gets as its
 ``ECD_INVARIANTS_LEN`` origin- and rotation-invariant Fourier-orbit features
 (``ecdflow.density_invariants``, through ``ecdflow.features.tabular_matrix``, the one path of
-training and serving): feature matrix (n, 132 + 1 + 55). ``gbm_magpie_volume`` is the same
-booster without the density: (n, 133). With ``log10_target`` the booster fits log10 of the
-modulus inside the estimator (``TransformedTargetRegressor``) and predicts GPa, so training,
-metrics and serving need no other switch.
+training and serving): feature matrix (n, 132 + 1 + 55). With ``log10_target`` (the default,
+as measured) the booster fits log10 of the modulus inside the estimator
+(``TransformedTargetRegressor``) and predicts GPa, so training, metrics and serving need no
+other switch (leave ``training.log_target`` off with it).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class GBMConfig(ModelConfig):
     max_leaf_nodes: int = Field(31, ge=2)
     min_samples_leaf: int = Field(20, ge=1)
     l2_regularization: float = Field(0.0, ge=0)
-    log10_target: bool = False
+    log10_target: bool = True
 
 
 def build(cfg: GBMConfig, grid: int = 0, stats: InputStats | None = None,
@@ -57,11 +58,7 @@ def build(cfg: GBMConfig, grid: int = 0, stats: InputStats | None = None,
                                       check_inverse=False)
 
 
-SPEC_ECDINV = ModelSpec(
+SPEC = ModelSpec(
     name="gbm_magpie_volume_ecdinv", inputs=(INPUT_ECD, INPUT_MAGPIE, INPUT_VOLUME),
     config_cls=GBMConfig, build=build, optimizer=None, is_keras=False,
     description="Gradient boosting + Magpie + volume + Fourier-orbit density invariants")
-SPEC = ModelSpec(
-    name="gbm_magpie_volume", inputs=(INPUT_MAGPIE, INPUT_VOLUME), config_cls=GBMConfig,
-    build=build, optimizer=None, is_keras=False,
-    description="Gradient boosting + Magpie + volume per atom")

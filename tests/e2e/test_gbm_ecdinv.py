@@ -1,4 +1,5 @@
-"""gbm_magpie_volume_ecdinv (issue 15's model beyond the paper) through the training path
+"""gbm_magpie_volume_ecdinv and rf_magpie_volume_ecdinv (issue 15's models beyond the paper,
+the Fourier-orbit density invariants with Magpie + volume) through the training path
 (``train_one`` on tiny records with a 20^3 procrystal density) and the serving path
 (``serve.predict_frame`` on CIF text): the served model computes the same features as
 training, and a missing or unusable density is refused, never predicted."""
@@ -17,7 +18,9 @@ from _demo_runs import demo_rows, demo_settings  # noqa: E402
 
 pytestmark = pytest.mark.slow
 GRID = 20
-MODEL = "gbm_magpie_volume_ecdinv"
+MODELS_ECDINV = {"gbm_magpie_volume_ecdinv": {"max_iter": 30, "min_samples_leaf": 3},
+                 "rf_magpie_volume_ecdinv": {"n_estimators": 8}}
+"""The two density-invariant models and small settings for them."""
 
 
 def _write(out: Path, rows: list[dict], grid: int) -> str:
@@ -37,27 +40,29 @@ def _write(out: Path, rows: list[dict], grid: int) -> str:
     return str(out)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Settings (small booster), the records, the rows and train_one's result on cv-0."""
+@pytest.fixture(scope="module", params=sorted(MODELS_ECDINV))
+def trained(request, tmp_path_factory):
+    """Settings (small model), the records, the rows, train_one's result on cv-0, the logged
+    model loaded back and its name."""
     import mlflow
 
     from ecdflow.train import train_one
 
-    tmp = tmp_path_factory.mktemp("gbm")
+    name = request.param
+    tmp = tmp_path_factory.mktemp(name)
     s = demo_settings(tmp)
     s = s.model_copy(update={"models": s.models.model_copy(update={
-        "params": {MODEL: {"max_iter": 30, "min_samples_leaf": 3}}})})
+        "params": {name: MODELS_ECDINV[name]}})})
     rows = demo_rows(40)
     rdir = _write(tmp / "r", rows, GRID)
-    res = train_one(s, MODEL, "K_VRH", "cv-0", records_dir=rdir)
-    return s, rdir, rows, res, mlflow.sklearn.load_model(res["model_uri"])
+    res = train_one(s, name, "K_VRH", "cv-0", records_dir=rdir)
+    return s, rdir, rows, res, mlflow.sklearn.load_model(res["model_uri"]), name
 
 
 def test_trains_on_records_with_the_invariants(trained):
     from ecdflow.schema import ECD_INVARIANTS_LEN, MAGPIE_LEN
 
-    _, _, _, res, model = trained
+    _, _, _, res, model, _ = trained
     assert np.isfinite(res["test_rmse_gpa"]) and res["test_rmse_gpa"] > 0
     assert model.n_features_in_ == MAGPIE_LEN + 1 + ECD_INVARIANTS_LEN
 
@@ -70,8 +75,8 @@ def test_served_features_and_predictions_equal_trainings(trained):
     from ecdflow.serve import predict_frame
     from ecdflow.serve_input import build_inputs, parse_input
 
-    _, rdir, rows, _, model = trained
-    inputs = get_spec(MODEL).inputs
+    _, rdir, rows, _, model, name = trained
+    inputs = get_spec(name).inputs
     pick = rows[::7]
     ids = [r["material_id"] for r in pick]
     mids, x_train, _ = tabular_arrays(rdir, "K_VRH", inputs, ids, False)
@@ -95,8 +100,8 @@ def test_a_formula_is_refused_when_serving(trained):
     from ecdflow.models import get_spec
     from ecdflow.serve import predict_frame
 
-    model = trained[4]
-    manifest = {"inputs": list(get_spec(MODEL).inputs), "grid": GRID, "smearing_A": 0.1,
+    model, name = trained[4], trained[5]
+    manifest = {"inputs": list(get_spec(name).inputs), "grid": GRID, "smearing_A": 0.1,
                 "log_target": False}
     df = predict_frame([model], manifest, pd.DataFrame({"input": ["NaCl"]}))
     assert df.prediction[0] is None and "needs a charge density" in df.error[0]
@@ -107,7 +112,7 @@ def test_inputs_without_a_density_are_refused(trained):
     from ecdflow.features import tabular_matrix
     from ecdflow.models import get_spec
 
-    inputs = get_spec(MODEL).inputs
+    inputs = get_spec(trained[5]).inputs
     x = {"magpie": np.zeros((2, 132), np.float32), "volume_per_atom": np.ones((2, 1))}
     with pytest.raises(InputError, match="reads ecd, which the input lacks"):
         tabular_matrix(x, inputs)
@@ -116,8 +121,9 @@ def test_inputs_without_a_density_are_refused(trained):
         tabular_matrix(bad, inputs)
 
 
+@pytest.mark.parametrize("model", sorted(MODELS_ECDINV))
 @pytest.mark.parametrize("grid, match", [(0, "no density"), (8, "too coarse")])
-def test_training_without_a_usable_density_is_refused(tmp_path, grid, match):
+def test_training_without_a_usable_density_is_refused(tmp_path, grid, match, model):
     from ecdflow.errors import EcdflowError
     from ecdflow.records import read_manifest
     from ecdflow.train import density_skip, train_one
@@ -125,6 +131,6 @@ def test_training_without_a_usable_density_is_refused(tmp_path, grid, match):
     s = demo_settings(tmp_path)
     rdir = _write(tmp_path / "r", demo_rows(12), grid)
     if grid == 0:
-        assert "records carry no density" in density_skip(MODEL, read_manifest(rdir))
+        assert "records carry no density" in density_skip(model, read_manifest(rdir))
     with pytest.raises(EcdflowError, match=match):
-        train_one(s, MODEL, "K_VRH", "cv-0", records_dir=rdir)
+        train_one(s, model, "K_VRH", "cv-0", records_dir=rdir)

@@ -41,9 +41,10 @@ def test_plan_of_a_composition_only_table_has_no_density_model(tmp_path, kind):
     table = _write(tmp_path / f"t.{kind}", kind)
     s = _settings(table, models={"enabled": list(MODELS)})
     density = sorted(m for m in MODELS if needs_density(m))
-    assert density == ["cnn2d_se", "cnn3d", "fusion", "gbm_magpie_volume_ecdinv"]
+    assert density == ["cnn2d_se", "cnn3d", "fusion", "gbm_magpie_volume_ecdinv",
+                       "rf_magpie_volume_ecdinv"]
     structure = sorted(m for m in MODELS if needs_structure(m))
-    assert structure == sorted([*density, "gbm_magpie_volume", "rf_magpie_volume"])
+    assert structure == sorted([*density, "rf_magpie_volume"])
     skips = density_skips(s)
     assert sorted(skips) == structure
     assert skips["rf_magpie_volume"] == ("skipping rf_magpie_volume: records carry no volume "
