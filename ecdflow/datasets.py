@@ -58,6 +58,27 @@ def dataset_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: 
     return mids, arrays, np.concatenate(ys) if ys else np.zeros(0, np.float32)
 
 
+def tabular_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
+                   log_target: bool) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Material ids, a scikit-learn model's feature matrix (``ecdflow.features.tabular_matrix``
+    of ``inputs``, the serving path's function) and labels, batch by batch: a density input is
+    reduced to its invariants per batch of 64, so 60^3 cubes never sit in memory together."""
+    from ecdflow.features import tabular_matrix
+
+    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=64,
+                      cache=False, log_target=log_target)
+    mids: list[str] = []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for f, y in ds:
+        mids += [m.decode() for m in f["material_id"].numpy()]
+        xs.append(tabular_matrix({k: f[k].numpy() for k in inputs}, inputs))
+        ys.append(y.numpy().reshape(-1))
+    if not xs:
+        return mids, np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
+    return mids, np.concatenate(xs), np.concatenate(ys)
+
+
 def safe_variance(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """Per-feature variances safe to divide by: a feature (near-)constant on the training set
     is scaled by its magnitude instead of by ~0, so an unseen value (e.g. an element absent

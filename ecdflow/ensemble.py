@@ -14,8 +14,11 @@ import numpy as np
 
 from ecdflow.schema import TABULAR_INPUTS
 
-SKOPS_TRUSTED = ["sklearn.tree._tree.Tree"]
-"""Types a ``.skops`` member may hold beyond skops' trusted defaults (random forests)."""
+SKOPS_TRUSTED = ["sklearn.tree._tree.Tree",
+                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                 "ecdflow.models.gbm_magpie_volume._exp10"]
+"""Types a ``.skops`` member may hold beyond skops' trusted defaults (random forests,
+histogram gradient boosting and its log10-target inverse); also what training logs with."""
 
 
 def load_member(path: str):

@@ -173,10 +173,29 @@ def volume_per_atom(structure, where: str = "structure") -> float:
 
 def tabular_matrix(arrays: dict, inputs: Sequence[str]) -> np.ndarray:
     """A scikit-learn model's feature matrix: the ``inputs`` arrays (``magpie`` (n, 132),
-    ``volume_per_atom`` (n,) or (n, 1)) side by side in ``schema.TABULAR_INPUTS`` order:
-    (n, 132) for Magpie, (n, 133) with the volume. Used by training and serving alike."""
-    from ecdflow.schema import TABULAR_INPUTS
+    ``volume_per_atom`` (n,) or (n, 1), ``ecd`` (n, N, N, N[, 1]) e/Å^3) side by side in
+    ``schema.TABULAR_INPUTS`` order: (n, 132) for Magpie, (n, 133) with the volume, plus
+    ``ECD_INVARIANTS_LEN`` columns of Fourier invariants for ``ecd``
+    (``ecdflow.density_invariants.ecd_invariants``). Used by training and serving alike.
 
-    cols = [np.asarray(arrays[k]).reshape(len(arrays[k]), -1) for k in TABULAR_INPUTS
-            if k in inputs]
+    Raises:
+        InputError: an input the model reads is absent (e.g. a density model given no
+            density) or a density cube is refused by ``ecd_invariants``.
+    """
+    from ecdflow.schema import INPUT_ECD, TABULAR_INPUTS
+
+    missing = [k for k in inputs if k in TABULAR_INPUTS and k not in arrays]
+    if missing:
+        raise InputError("features", f"the model reads {', '.join(missing)}, which the input "
+                                     "lacks")
+    cols = []
+    for k in TABULAR_INPUTS:
+        if k not in inputs:
+            continue
+        if k == INPUT_ECD:
+            from ecdflow.density_invariants import ecd_invariants_batch
+
+            cols.append(ecd_invariants_batch(arrays[k], "ecd"))
+        else:
+            cols.append(np.asarray(arrays[k]).reshape(len(arrays[k]), -1))
     return np.hstack(cols) if len(cols) > 1 else cols[0]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ecdflow import tracking as tr
 from ecdflow.models import ModelSpec
-from ecdflow.schema import INPUT_MAGPIE, TABULAR_INPUTS, input_shape
+from ecdflow.schema import INPUT_MAGPIE, input_shape, tabular_width
 
 
 def _signature(inputs: tuple[str, ...], grid: int, keras_model: bool) -> Any:
@@ -23,7 +23,7 @@ def _signature(inputs: tuple[str, ...], grid: int, keras_model: bool) -> Any:
     if keras_model:
         ins = Schema([TensorSpec(f32, input_shape(k, grid), k) for k in inputs])
     else:
-        width = sum(input_shape(k, grid)[1] for k in inputs if k in TABULAR_INPUTS)
+        width = tabular_width(inputs)
         ins = Schema([TensorSpec(f32, (-1, width or input_shape(INPUT_MAGPIE, grid)[1]))])
     return ModelSignature(inputs=ins, outputs=Schema([TensorSpec(f32, (-1, 1))]))
 
@@ -44,11 +44,13 @@ def log_trained_model(obj: Any, spec: ModelSpec, grid: int) -> str:
         import sklearn
         import skops
 
+        from ecdflow.ensemble import SKOPS_TRUSTED
+
         info = mlflow.sklearn.log_model(
             obj, name=tr.MODEL_NAME, signature=sig,
             pip_requirements=[f"scikit-learn=={sklearn.__version__}",
                               f"skops=={skops.__version__}"],
-            skops_trusted_types=["sklearn.tree._tree.Tree"])
+            skops_trusted_types=SKOPS_TRUSTED)
     return info.model_uri
 
 

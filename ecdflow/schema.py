@@ -37,9 +37,24 @@ INPUT_VOLUME = "volume_per_atom"
 sites, Å^3/atom (``ecdflow.features.volume_per_atom``; a composition has none). The one
 structural number the procrystal density scales with (issue 15's baseline)."""
 VOLUME_UNIT = "Å^3/atom"
-TABULAR_INPUTS = (INPUT_MAGPIE, INPUT_VOLUME)
+ECD_INVARIANTS_HMAX = 8
+"""Largest Miller index of the Fourier-orbit density invariants (``ecdflow.density_invariants``;
+needs a grid N > 16, so the quick profile's 32^3 and the paper's 60^3 both serve)."""
+ECD_INVARIANTS_LEN = 55
+"""Width of the density invariants: the mean density plus 54 fcc-allowed (h, k, l) orbits
+with max index <= ``ECD_INVARIANTS_HMAX`` (34 all-even, 20 all-odd)."""
+TABULAR_INPUTS = (INPUT_MAGPIE, INPUT_VOLUME, INPUT_ECD)
 """Column order of a scikit-learn model's feature matrix: the inputs it reads, in this order
-(rf_magpie: 132 Magpie columns; rf_magpie_volume: 132 Magpie columns then the volume)."""
+(rf_magpie: 132 Magpie columns; rf_magpie_volume: 132 Magpie columns then the volume; a
+tabular model reading ``ecd`` gets its ``ECD_INVARIANTS_LEN`` Fourier invariants last,
+``ecdflow.features.tabular_matrix``)."""
+
+
+def tabular_width(inputs: tuple[str, ...] | list[str]) -> int:
+    """Columns of a scikit-learn model's feature matrix for these inputs (132 Magpie, 1 volume,
+    ``ECD_INVARIANTS_LEN`` for ``ecd``)."""
+    width = {INPUT_MAGPIE: MAGPIE_LEN, INPUT_VOLUME: 1, INPUT_ECD: ECD_INVARIANTS_LEN}
+    return sum(width[k] for k in inputs if k in width)
 GRID_PARAM = "grid"
 """The MLflow param (and manifest key) holding a run's density grid N (points per axis)."""
 

@@ -30,14 +30,13 @@ import pandas as pd
 from ecdflow import tracking as tr
 from ecdflow.config import Settings
 from ecdflow.datasets import (
-    dataset_arrays,
     input_stats,
     keras_dataset,
     part_features,
     predict_test,
+    tabular_arrays,
 )
 from ecdflow.errors import EcdflowError
-from ecdflow.features import tabular_matrix
 from ecdflow.fit import checkpoint_dir, configure_tf, fit_keras
 from ecdflow.log import get_logger
 from ecdflow.modellog import load_logged_model, log_run_artifacts
@@ -188,10 +187,10 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
         else:
             obj = spec.build(cfg, grid, seed=seed)
             tab = tuple(k for k in TABULAR_INPUTS if k in spec.inputs)
-            _, x, y = dataset_arrays(rdir, target, tab, fit_ids, tl.log_target)
-            obj.fit(tabular_matrix(x, tab), y)
-            mids, xt, yt = dataset_arrays(rdir, target, tab, test_ids, tl.log_target)
-            yp = obj.predict(tabular_matrix(xt, tab)).astype(np.float64)
+            _, x, y = tabular_arrays(rdir, target, tab, fit_ids, tl.log_target)
+            obj.fit(x, y)
+            mids, xt, yt = tabular_arrays(rdir, target, tab, test_ids, tl.log_target)
+            yp = obj.predict(xt).astype(np.float64)
             history, epochs_run, resumed = {}, 1, 0
         to_gpa = (lambda v: np.power(10.0, v)) if tl.log_target else (lambda v: v)
         y_true, y_pred = to_gpa(np.asarray(yt, np.float64)), to_gpa(np.asarray(yp, np.float64))
@@ -329,9 +328,12 @@ def density_skip(model: str, manifest: dict) -> str | None:
     ``has_volume``), as one line; None when it can."""
     from ecdflow.records import has_density
 
-    if needs_density(model) and not has_density(manifest) or (
-            INPUT_VOLUME in get_spec(model).inputs and not manifest.get("has_volume", False)):
-        return no_density_line(model, str(manifest.get("materials") or "?"))
+    table = str(manifest.get("materials") or "?")
+    if needs_density(model) and not has_density(manifest):
+        return no_density_line(model, table)
+    if INPUT_VOLUME in get_spec(model).inputs and not manifest.get("has_volume", False):
+        return f"skipping {model}: records carry no volume per atom (composition-only table " \
+               f"{table})"
     return None
 
 

@@ -7,12 +7,21 @@ records, training or tracking (models are built from a config, a grid and input 
 from __future__ import annotations
 
 from ecdflow.errors import EcdflowError
-from ecdflow.models import cnn2d_se, cnn3d, cnn_magpie, fusion, rf_magpie, rf_magpie_volume
+from ecdflow.models import (
+    cnn2d_se,
+    cnn3d,
+    cnn_magpie,
+    fusion,
+    gbm_magpie_volume,
+    rf_magpie,
+    rf_magpie_volume,
+)
 from ecdflow.models.base import InputStats, ModelConfig, ModelSpec
 
 MODELS: dict[str, ModelSpec] = {
     m.SPEC.name: m.SPEC for m in (rf_magpie, cnn_magpie, cnn3d, cnn2d_se, fusion, rf_magpie_volume)
 }
+MODELS.update({s.name: s for s in (gbm_magpie_volume.SPEC, rf_magpie_volume.SPEC_ECDINV)})
 
 __all__ = ["MODELS", "InputStats", "ModelConfig", "ModelSpec", "get_spec"]
 

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ecdflow.models.base import InputStats, ModelSpec
 from ecdflow.models.rf_magpie import RFMagpieConfig
-from ecdflow.schema import INPUT_MAGPIE, INPUT_VOLUME
+from ecdflow.schema import INPUT_ECD, INPUT_MAGPIE, INPUT_VOLUME
 
 
 class RFMagpieVolumeConfig(RFMagpieConfig):
@@ -35,3 +35,12 @@ def build(cfg: RFMagpieVolumeConfig, grid: int = 0, stats: InputStats | None = N
 SPEC = ModelSpec(name="rf_magpie_volume", inputs=(INPUT_MAGPIE, INPUT_VOLUME),
                  config_cls=RFMagpieVolumeConfig, build=build, optimizer=None, is_keras=False,
                  description="Random forest (50 trees) + Magpie + volume per atom")
+
+
+SPEC_ECDINV = ModelSpec(
+    name="rf_magpie_volume_ecdinv", inputs=(INPUT_ECD, INPUT_MAGPIE, INPUT_VOLUME),
+    config_cls=RFMagpieVolumeConfig, build=build, optimizer=None, is_keras=False,
+    description="Random forest (50 trees) + Magpie + volume + Fourier-orbit density invariants")
+"""The same forest on (n, 133 + 55): the ``ecd`` input enters as its Fourier-orbit invariants
+(``ecdflow.density_invariants`` via ``ecdflow.features.tabular_matrix``, training and serving
+alike); the best density-based candidate for G_VRH (docs/results/beyond.md, ``rf_mv_inv``)."""

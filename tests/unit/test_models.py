@@ -31,7 +31,8 @@ def _stats(y: np.ndarray) -> InputStats:
 
 def test_registry_lists_the_paper_models_and_rejects_unknown():
     assert list(MODELS) == ["rf_magpie", "cnn_magpie", "cnn3d", "cnn2d_se", "fusion",
-                           "rf_magpie_volume"]
+                           "rf_magpie_volume", "gbm_magpie_volume_ecdinv",
+                           "rf_magpie_volume_ecdinv"]
     assert MODELS["fusion"].requires == ("cnn_magpie", "cnn2d_se")
     assert not MODELS["rf_magpie"].is_keras
     with pytest.raises(EcdflowError, match="valid: rf_magpie"):
