@@ -57,6 +57,7 @@ from ecdflow.schema import (
     GRID_PARAM,
     INPUT_ECD,
     INPUT_MAGPIE,
+    INPUT_VOLUME,
     INPUTS,
     TARGET_ALIASES,
     TARGET_LABELS,
@@ -384,12 +385,13 @@ def model_card(target: str, model: str, tags: dict[str, str], folds: list[str], 
     label = TARGET_LABELS.get(target, target)
     described = {INPUT_ECD: "its 3D electronic charge density (procrystal ECD, or a VASP CHGCAR "
                             f"resampled, on a {grid}^3 grid)",
-                 INPUT_MAGPIE: "the Magpie features of its composition"}
+                 INPUT_MAGPIE: "the Magpie features of its composition",
+                 INPUT_VOLUME: "its volume per atom (Å^3/atom, from the relaxed cell)"}
     lines = [
         f"# {target} ({label}, {TARGET_UNIT}) — {model} fold ensemble", "",
         f"Predicts the Voigt-Reuss-Hill {label} {target} in {TARGET_UNIT} of an Fm-3m crystal "
-        f"from {' and '.join(described[i] for i in inputs)}; the prediction is the mean of "
-        "the members, with a calibrated interval and an out-of-domain flag.", "",
+        f"from {' and '.join(described.get(i, i) for i in inputs)}; the prediction is the "
+        "mean of the members, with a calibrated interval and an out-of-domain flag.", "",
         "## Data and protocol", "",
         f"- Data version: `{tags.get(tracking.TAG_DATA_VERSION, '?')}`",
         f"- Pipeline run: `{tags.get(tracking.TAG_PIPELINE_RUN, '?')}`, profile "

@@ -64,3 +64,35 @@ def test_rf_magpie_volume_trains_on_records(tmp_path):
     assert np.isfinite(res["test_rmse_gpa"]) and res["test_rmse_gpa"] > 0
     model = mlflow.sklearn.load_model(res["model_uri"])
     assert model.n_features_in_ == 133
+
+
+def test_registered_volume_model_answers_a_structure_with_an_interval(tmp_path):
+    """A pipeline run whose best model needs the volume per atom registers (model card,
+    calibration) and its version predicts a CIF structure through the served path."""
+    import mlflow
+
+    from ecdflow import tracking as tr
+    from ecdflow.registry import register_best
+    from ecdflow.train import train_one
+
+    s = demo_settings(tmp_path)
+    rows = demo_rows(40)
+    rdir = _write(tmp_path / "r", rows, has_volume=True)
+    parent = tr.start_parent_run(s, "pr-vol")
+    for split in ("cv-0", "cv-1"):
+        train_one(s, "rf_magpie_volume", "K_VRH", split, records_dir=rdir,
+                  parent_run_id=parent, pipeline_run_id="pr-vol")
+    mv = register_best(s, "pr-vol", "K_VRH")
+    assert mv.tags["ecdflow.model"] == "rf_magpie_volume"
+    assert "volume per atom" in mv.description and int(mv.tags["ecdflow.n_members"]) == 2
+    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    from pymatgen.core import Lattice, Structure
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+    import pandas as pd
+
+    out = model.predict(pd.DataFrame({"input": [nacl.to(fmt="cif")], "format": ["cif"]}))
+    row = out.iloc[0]
+    assert row["error"] == "" and np.isfinite(row["prediction"]) and row["prediction"] > 0
+    assert row["lower"] <= row["prediction"] <= row["upper"]
