@@ -134,3 +134,33 @@ def test_training_without_a_usable_density_is_refused(tmp_path, grid, match, mod
         assert "records carry no density" in density_skip(model, read_manifest(rdir))
     with pytest.raises(EcdflowError, match=match):
         train_one(s, model, "K_VRH", "cv-0", records_dir=rdir)
+
+
+def test_registered_version_answers_a_structure(tmp_path):
+    """Registration of the density-invariant model (it could be a run's best) and its version's
+    answer for a CIF: calibration, model card and the served invariants work together."""
+    import mlflow
+
+    from ecdflow import tracking as tr
+    from ecdflow.registry import register_best
+    from ecdflow.train import train_one
+
+    name = "gbm_magpie_volume_ecdinv"
+    s = demo_settings(tmp_path)
+    s = s.model_copy(update={"models": s.models.model_copy(update={
+        "params": {name: MODELS_ECDINV[name]}})})
+    rdir = _write(tmp_path / "r", demo_rows(40), GRID)
+    parent = tr.start_parent_run(s, "pr-inv")
+    for split in ("cv-0", "cv-1"):
+        train_one(s, name, "K_VRH", split, records_dir=rdir, parent_run_id=parent,
+                  pipeline_run_id="pr-inv")
+    mv = register_best(s, "pr-inv", "K_VRH")
+    assert mv.tags["ecdflow.model"] == name and "charge density" in mv.description
+    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    from pymatgen.core import Lattice, Structure
+
+    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"],
+                                    [[0, 0, 0], [0.5, 0.5, 0.5]])
+    row = model.predict(pd.DataFrame({"input": [mgo.to(fmt="cif")], "format": ["cif"]})).iloc[0]
+    assert row["error"] == "" and np.isfinite(row["prediction"]) and row["prediction"] > 0
+    assert row["lower"] <= row["prediction"] <= row["upper"]
