@@ -13,6 +13,17 @@ from ecdflow.config import Settings
 RUN_KEY = ["model", "target", "split", "repeat"]
 MAGPIE_MODELS = ("rf_magpie", "cnn_magpie")
 ECD_MODELS = ("cnn3d", "cnn2d_se")
+PAPER_MODELS = ("rf_magpie", "cnn_magpie", "cnn3d", "cnn2d_se", "fusion")
+"""The paper's five models: its claims are judged among these only."""
+
+
+def density_models() -> tuple[str, ...]:
+    """Every zoo model that reads the charge density (an ``ecd`` input: the paper's ECD CNNs,
+    fusion, and the density-invariant models beyond the paper)."""
+    from ecdflow.models import MODELS
+    from ecdflow.schema import INPUT_ECD
+
+    return tuple(m for m, spec in MODELS.items() if INPUT_ECD in spec.inputs)
 MIN_ELEMENTS = 5
 """Fewer held-out elements than this: no correlation is stated."""
 

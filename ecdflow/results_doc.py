@@ -27,7 +27,13 @@ import pandas as pd
 
 from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError
-from ecdflow.results_analysis import ECD_MODELS, MAGPIE_MODELS, missing_runs
+from ecdflow.results_analysis import (
+    ECD_MODELS,
+    MAGPIE_MODELS,
+    PAPER_MODELS,
+    density_models,
+    missing_runs,
+)
 from ecdflow.results_plan import planned_estimate, write_planned  # noqa: F401 - the CLI's
 
 MIN_PAIRED = 5
@@ -157,10 +163,11 @@ def claims(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
             note = "" if planned is None else (
                 f" (the {len(els)} of {planned[planned.split_kind == 'loeo'].fold.nunique()} "
                 "planned elements where every planned model has finished)")
-            if len(lo):
-                best = lo.groupby(["fold", "model"])["rmse"].mean().unstack().idxmin(axis=1)
-                out["loeo"].append(f"{t}: an ECD model has the lowest RMSE on "
-                                   f"{int(best.isin(ECD_MODELS).sum())} of {len(best)} "
+            paper = lo[lo.model.isin(PAPER_MODELS)]
+            if len(paper):
+                best = paper.groupby(["fold", "model"])["rmse"].mean().unstack().idxmin(axis=1)
+                out["loeo"].append(f"{t}: among the paper's models, an ECD model has the lowest "
+                                   f"RMSE on {int(best.isin(ECD_MODELS).sum())} of {len(best)} "
                                    f"held-out elements{note}")
             else:
                 out["loeo"].append(f"{t}: no held-out element has every planned model "
@@ -168,9 +175,9 @@ def claims(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
             line = _magpie_vs_ecd(runs, "loeo", t, ecd_first=True, planned=planned,
                                   words="{a} vs {b} paired over the held-out elements")
             out["loeo"] += [line] if line else []
-        dens = _best(runs, "cv", t, (*ECD_MODELS, "fusion"))
+        dens = _best(runs, "cv", t, density_models())
         if not dens or "rf_magpie_volume" not in set(runs[runs.target == t].model):
-            out["volume"] += _pending(planned, runs, "cv", t, ((*ECD_MODELS, "fusion"),
+            out["volume"] += _pending(planned, runs, "cv", t, (density_models(),
                                                                ("rf_magpie_volume",)),
                                       "density models vs rf_magpie_volume")
         elif p := _pair(runs, "cv", t, dens, "rf_magpie_volume", planned):
