@@ -32,10 +32,10 @@ MIN_ELEMENTS = 5
 
 
 def planned_runs(settings: Settings) -> pd.DataFrame:
-    """The training runs the plan holds: one row per task (``ecdflow.kfp.plan.build_plan``)
+    """The training runs the plan holds: one row per task (``ecdflow.plan.build_plan``)
     and repeat (``ecdflow.train.run_repeats``); columns model, target, split, split_kind,
     fold, repeat (int), task (the task's display name)."""
-    from ecdflow.kfp.plan import build_plan
+    from ecdflow.plan import build_plan
     from ecdflow.splits import split_kind
     from ecdflow.train import run_repeats
 

@@ -275,7 +275,7 @@ def _status(settings: Settings, pipeline_run_id: str, parent: str | None,
             f"finished** (parent run {status}{why}; {pr['tasks_done']} of "
             f"{pr['tasks_planned']} training tasks with all their repeats; plan of the "
             f"`{settings.profile}` profile, "
-            "`ecdflow.kfp.plan.build_plan` x `ecdflow.train.run_repeats`). Tables and claims "
+            "`ecdflow.plan.build_plan` x `ecdflow.train.run_repeats`). Tables and claims "
             "use the finished runs only: a cell whose model has not finished every fold is a "
             "mean over the folds that have (n per cell: the spread table); a paired claim "
             "whose runs are not all finished says so instead of a verdict.", "",

@@ -52,9 +52,10 @@ def test_planned_runs_of_the_standard_profile():
     from ecdflow.config import load_settings
 
     p = planned_runs(load_settings(profile="standard"))
-    # 6 models x 2 targets x (5 folds + 11 elements) tasks; CV: Keras models 2 repeats
-    assert p.task.nunique() == 192
-    assert len(p) == 2 * (5 * (2 + 4 * 2) + 11 * 6)
+    # 7 models (3 scikit-learn, 4 Keras) x 2 targets x (5 folds + 11 elements) tasks;
+    # CV: Keras models 2 repeats; LOEO: 1 repeat
+    assert p.task.nunique() == 7 * 2 * 16 == 224
+    assert len(p) == 2 * (5 * (3 + 4 * 2) + 11 * 7)
 
 
 def test_incomplete_pairs_say_so_instead_of_a_verdict():
