@@ -7,8 +7,8 @@ kfp.local prints ``HH:MM:SS.mmm - INFO - Executing task 'X'`` and ``... Task 'X'
 with status S`` for every task; the wall time of a task is the difference (``bench.kfp_log``,
 shared with bench_standard). Each train task's runs (``cnn3d · K_VRH · cv-fold-0 · r0``) and
 their in-task training seconds come from the ``ecdflow.train: <name>: MAE ...`` lines, so the
-per-task overhead
-(subprocess start, imports, MLflow logging) is the wall time minus the training time. With
+per-task overhead (subprocess start, imports, MLflow logging) is the wall time minus the
+training time. With
 ``--rerun`` the log is produced first by ``make run`` (minutes; not part of ``make bench``'s
 default, which parses an existing log and writes nothing when there is none).
 """
