@@ -171,9 +171,8 @@ def render(df: pd.DataFrame, table: Path) -> str:
                                                               strict=True) if r]
         notes += [f"- {c}: refused: {e}" for c, e in zip(d.crystal, d.error, strict=True) if e]
         parts += [*notes, ""] if notes else []
-    srcs = sorted({(c.source, c.name) for c in CRYSTALS})
     parts += ["## Lattice constants", ""]
-    for src in sorted({s for s, _ in srcs}):
+    for src in dict.fromkeys(c.source for c in CRYSTALS):  # sources in the table's order
         names = ", ".join(f"{c.name} {c.a} Å" for c in CRYSTALS if c.source == src)
         parts.append(f"- {names}: {src}.")
     parts.append("")
