@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -436,6 +437,12 @@ def _keras_models(names) -> dict[str, bool]:
     return out
 
 
+def _fail(msg: str) -> None:
+    """One line on stderr, exit status 2 (a user mistake: no traceback)."""
+    print(f"bench standard: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Parse the log (+ MLflow, + plan) and write bench/results/standard.{json,md}."""
     p = argparse.ArgumentParser(prog="python -m bench standard",
@@ -446,16 +453,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--profile", default=None, help="for the plan; default: the log's")
     p.add_argument("--params", default=None, help="params.yaml for the plan")
     a = p.parse_args(argv)
-    if not a.log or not Path(a.log).exists():
-        print(f"bench standard: no log {a.log!r} (pass --log <work_dir>/logs/run-local-*.log)")
-        return {}
+    if not a.log or not Path(a.log).is_file():
+        _fail(f"no log {a.log!r} (pass --log <work_dir>/logs/run-local-*.log)")
     path = Path(a.log)
     log = parse_kfp_log(path.read_text(errors="replace"), log_day(path.name))
     if log["first_start"] is None:
-        print(f"bench standard: {path}: no kfp.local task in this log")
-        return {}
+        _fail(f"{path}: no kfp.local task in this log")
     run_id = a.pipeline_run_id or log["pipeline_run_id"]
-    runs = mlflow_train_runs(a.tracking_uri, run_id) if a.tracking_uri and run_id else None
+    if a.tracking_uri and not run_id:
+        _fail(f"{path}: no pipeline_run_id in the log (pass --pipeline-run-id)")
+    try:
+        runs = mlflow_train_runs(a.tracking_uri, run_id) if a.tracking_uri else None
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        _fail(f"--tracking-uri {a.tracking_uri}: {exc}")
     profile = a.profile or log["profile"] or "standard"
     plan, epochs_max = load_plan(profile, a.params)
     models = {pl["model"] for pl in plan} | {t["params"].get("model") for t in log["tasks"]}

@@ -193,3 +193,25 @@ def test_sqlite_store_read_from_a_copy(tmp_path):
     assert snapshot_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
     with pytest.raises(FileNotFoundError):
         snapshot_uri(f"sqlite:///{tmp_path}/none.db", tmp_path)
+
+
+def test_main_writes_the_report_and_refuses_bad_input(tmp_path, monkeypatch, capsys):
+    import bench.bench_standard as bs
+
+    written = {}
+    monkeypatch.setattr(bs, "load_plan", lambda profile, params=None: (PLAN, 40))
+    monkeypatch.setattr(bs, "write_results",
+                        lambda name, res, md: written.update(name=name, res=res, md=md))
+    log = tmp_path / NAME
+    log.write_text(LOG)
+    res = bs.main(["--log", str(log)])
+    assert written["name"] == "standard" and res["wall_s"] == 89.5
+    assert res["profile"] == "standard" and res["projection"]["tasks_left"] == 3
+    assert "IN PROGRESS" in written["md"] and res["mlflow_runs"] is None
+    json.dumps(res)  # the JSON results are serialisable
+    for argv, says in ((["--log", str(tmp_path / "none.log")], "no log"),
+                       (["--log", str(log), "--tracking-uri", f"sqlite:///{tmp_path}/x.db"],
+                        "no MLflow SQLite store")):
+        with pytest.raises(SystemExit) as exc:
+            bs.main(argv)
+        assert exc.value.code == 2 and says in capsys.readouterr().err
