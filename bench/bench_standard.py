@@ -80,8 +80,8 @@ def snapshot_uri(uri: str, tmp: Path) -> str:
 
 def mlflow_train_runs(uri: str, pipeline_run_id: str) -> list[dict]:
     """The training runs of one pipeline run in an MLflow store (read from a snapshot):
-    model, target, split, repeat, status, train_seconds, epochs_run, resumed_from_epoch,
-    n_train, grid, epochs_max (param ``training.epochs``)."""
+    model, target, split, repeat, status, end (local time, ISO), train_seconds, epochs_run,
+    resumed_from_epoch, n_train, grid, epochs_max (param ``training.epochs``)."""
     import mlflow
 
     from ecdflow.tracking import (
@@ -106,6 +106,8 @@ def mlflow_train_runs(uri: str, pipeline_run_id: str) -> list[dict]:
             return cast(float(d[k])) if k in d else None
 
         out.append({"run_id": r.info.run_id, "status": r.info.status,
+                    "end": (datetime.fromtimestamp(r.info.end_time / 1000)
+                            .isoformat(timespec="seconds") if r.info.end_time else None),
                     "model": t.get(TAG_MODEL), "target": t.get(TAG_TARGET),
                     "split": t.get(TAG_SPLIT), "repeat": int(t.get(TAG_REPEAT, 0)),
                     "train_seconds": num(m, "train_seconds"),
@@ -316,6 +318,8 @@ def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict]
     res["mlflow_only_runs"] = sum((m["model"], m["target"], m["split"]) not in seen
                                   for m in mlflow_runs or [])
     res["mlflow_train_s_per_run"] = ml_per_run
+    res["mlflow_last_end"] = max((m["end"] for m in mlflow_runs or [] if m.get("end")),
+                                 default=None)
     if not finished and plan is not None:
         res["projection"] = project(plan, rows, log["open"], per_model, last, ml_per_run)
         res["projection"]["total_s"] = round(wall + res["projection"]["seconds_left"], 1)
@@ -361,7 +365,10 @@ def markdown(r: dict) -> str:
         md.append(f"Elapsed so far, first task start ({r['first_task_start']}) to the latest "
                   f"stamp in the log ({r['last_seen']}): **{_h(r['wall_s'])}** "
                   f"({r['wall_s']:.0f} s). Open task(s): {', '.join(r['open_tasks']) or 'none'}"
-                  ". The log is block-buffered, so it lags the run by up to a few tasks.")
+                  ". The log is block-buffered, so it lags the run by up to a few tasks"
+                  + (f" (the last training run in MLflow ended {r['mlflow_last_end']})"
+                     if r.get("mlflow_last_end") else "") + "; everything below is as of "
+                  "the log's last line.")
         pr = r.get("projection")
         if pr:
             md += ["", f"Projection: {pr['finished_tasks']} of {pr['planned_tasks']} planned "

@@ -145,13 +145,15 @@ def test_projection_from_the_plan(log):
 
 def test_projection_falls_back_on_mlflow_runs_the_log_has_not_shown_yet(log):
     fusion = {"model": "fusion", "target": "K_VRH", "split": "cv-0", "repeat": 0,
-              "status": "FINISHED", "train_seconds": 40.0, "resumed_from_epoch": 0}
+              "status": "FINISHED", "train_seconds": 40.0, "resumed_from_epoch": 0,
+              "end": "2026-12-01T00:03:00"}
     r = summarise(log, PLAN, [*MLFLOW, fusion], epochs_max=40)
     pr = r["projection"]
     assert r["mlflow_only_runs"] == 1 and r["mlflow_train_s_per_run"] == {"fusion": 40.0}
     assert pr["per_model"]["fusion"]["seconds"] == 85.5  # 2 x 40 s + 5.5 s overhead
     assert pr["unknown"] == [] and pr["seconds_left"] == 156.5
     assert "(MLflow)" in pr["per_model"]["fusion"]["how"]
+    assert r["mlflow_last_end"] == "2026-12-01T00:03:00"
 
 
 def test_finished_run_has_no_projection():
