@@ -45,17 +45,23 @@ NAME = "standard"
 
 
 def load_plan(profile: str, params: str | None = None) -> tuple[list[dict], int]:
-    """The planned training tasks of ``profile`` (model, target, split, kind, repeats) and the
-    configured epoch limit (``training.epochs``)."""
+    """The planned training tasks of ``profile`` (model, target, split, kind, repeats and
+    ``train_rows``: the materials in the split's training part, before label filtering and
+    the validation hold-out, None for a remote table) and the epoch limit
+    (``training.epochs``)."""
     from ecdflow.config import load_settings
-    from ecdflow.kfp.plan import build_plan
-    from ecdflow.splits import split_kind
+    from ecdflow.kfp.plan import build_plan, table_facts
+    from ecdflow.splits import make_splits, split_kind
     from ecdflow.train import run_repeats
 
     s = load_settings(params, profile)
+    facts = table_facts(s)
+    sizes = {name: len(sp["train"]) for name, sp in make_splits(
+        facts.index, s.splits.n_folds, list(s.splits.loeo_elements), s.seed).items()} \
+        if facts is not None else {}
     plan = [{"model": r.model, "target": r.target, "split": r.split,
-             "kind": split_kind(r.split)[0], "repeats": run_repeats(s, r.model, r.split)}
-            for r in build_plan(s)]
+             "kind": split_kind(r.split)[0], "repeats": run_repeats(s, r.model, r.split),
+             "train_rows": sizes.get(r.split)} for r in build_plan(s)]
     return plan, int(s.training.epochs)
 
 
@@ -187,8 +193,6 @@ def _per_model(rows: list[dict], epochs_max: int | None, keras: dict[str, bool])
             "overhead_s": round(sum(r["overhead_s"] for r in mine), 1),
             "overhead_per_task_s": _round(mean(r["overhead_s"] for r in mine)),
             "runs": len(runs),
-            "train_s_per_run": _round(mean(x["train_s"] for x in runs
-                                           if x["resumed_from"] == 0)) if eps else None,
             "per_kind": per_kind,
             "epochs_mean": _round(mean(eps)) if eps and is_keras else None,
             "epochs_min": min(eps) if eps and is_keras else None,
@@ -200,27 +204,49 @@ def _per_model(rows: list[dict], epochs_max: int | None, keras: dict[str, bool])
     return out
 
 
-def _estimate(model: str, kind: str, repeats: int, per_model: dict,
-              overhead_s: float | None, ml_per_run: dict[str, float]) -> tuple[float | None, str]:
-    """Seconds one task of ``model`` on a ``kind`` split is expected to take, and how: the mean
-    of the finished tasks of the same model and kind; else ``repeats`` x the mean
-    ``train_seconds`` per run (the log's runs, else MLflow's: the log lags the store) + the
-    mean task overhead."""
+def _estimate(model: str, kind: str, repeats: int, rows: int | None, per_model: dict,
+              overhead_s: float | None, rates: dict[str, tuple]) -> tuple[float | None, str]:
+    """Seconds one task of ``model`` on a ``kind`` split (``rows`` training materials) is
+    expected to take, and how: the mean of the finished tasks of the same model and kind;
+    else ``repeats`` x the model's ``train_seconds`` per run, scaled by the task's training
+    rows over those of the measured runs when both are known (LOEO trains on more materials
+    than a CV fold), + the mean task overhead."""
     pm = per_model.get(model)
     if pm is not None and pm["per_kind"][kind]["mean_s"] is not None:
         return pm["per_kind"][kind]["mean_s"], "mean of finished tasks"
-    per_run, src = (pm["train_s_per_run"], "log") if pm else (None, "")
-    if per_run is None and model in ml_per_run:
-        per_run, src = ml_per_run[model], "MLflow"
-    if per_run is not None and overhead_s is not None:
-        return (round(repeats * per_run + overhead_s, 1),
-                f"{repeats} x mean train_seconds per run ({src}) + mean task overhead (no "
-                f"finished {kind} task in the log)")
-    return None, "no finished run of this model yet"
+    if model not in rates or overhead_s is None:
+        return None, "no finished run of this model yet"
+    per_run, per_row, src = rates[model]
+    if per_row is not None and rows:
+        run_s, how = per_row * rows, "x training rows "
+    else:
+        run_s, how = per_run, ""
+    return (round(repeats * run_s + overhead_s, 1),
+            f"{repeats} x mean train_seconds per run {how}({src}) + mean task overhead (no "
+            f"finished {kind} task in the log)")
+
+
+def _rates(rows: list[dict], mlflow_runs: list[dict], train_rows: dict) -> dict[str, tuple]:
+    """Per model: (mean train_seconds per run, train_seconds per training row or None,
+    source) from the log's finished un-resumed runs, else MLflow's finished ones;
+    ``train_rows``: split -> training rows."""
+    log_runs = [(x["model"], (r["target"], r["split"]), x["train_s"]) for r in rows
+                if not r["reused"] for x in r["runs"] if x["resumed_from"] == 0]
+    ml_runs = [(m["model"], (m["target"], m["split"]), m["train_seconds"])
+               for m in mlflow_runs if m.get("status") == "FINISHED"
+               and m.get("train_seconds") is not None and not m.get("resumed_from_epoch")]
+    out: dict[str, tuple] = {}
+    for src, runs in (("MLflow", ml_runs), ("log", log_runs)):  # the log's win
+        for model in {m for m, _, _ in runs}:
+            mine = [(train_rows.get(k[1]), secs) for m, k, secs in runs if m == model]
+            per_row = (sum(s for _, s in mine) / sum(n for n, _ in mine)
+                       if all(n for n, _ in mine) else None)
+            out[model] = (mean(s for _, s in mine), per_row, src)
+    return out
 
 
 def project(plan: list[dict], rows: list[dict], open_tasks: list[dict], per_model: dict,
-            last_seen: datetime | None, ml_per_run: dict[str, float] | None = None) -> dict:
+            last_seen: datetime | None, mlflow_runs: list[dict] | None = None) -> dict:
     """Seconds left for the planned training tasks not finished yet: per model, tasks left x
     the estimate of ``_estimate``; an open task's elapsed part is taken off its estimate.
     ``unknown`` lists the models with tasks left and no estimate (the total is then a lower
@@ -230,6 +256,7 @@ def project(plan: list[dict], rows: list[dict], open_tasks: list[dict], per_mode
                t for t in open_tasks if t["step"] == "train"}
     overheads = [r["overhead_s"] for r in rows if not r["resumed"] and not r["reused"]]
     overhead = mean(overheads) if overheads else None
+    rates = _rates(rows, mlflow_runs or [], {p["split"]: p.get("train_rows") for p in plan})
     left: dict[str, dict] = {}
     unplanned = sorted({"/".join(k) for k in done} - {
         "/".join((p["model"], p["target"], p["split"])) for p in plan})
@@ -237,8 +264,8 @@ def project(plan: list[dict], rows: list[dict], open_tasks: list[dict], per_mode
         key = (p["model"], p["target"], p["split"])
         if key in done:
             continue
-        est, how = _estimate(p["model"], p["kind"], p["repeats"], per_model, overhead,
-                             ml_per_run or {})
+        est, how = _estimate(p["model"], p["kind"], p["repeats"], p.get("train_rows"),
+                             per_model, overhead, rates)
         e = left.setdefault(p["model"], {"tasks": 0, "seconds": 0.0, "how": set()})
         e["tasks"] += 1
         e["how"].add(how)
@@ -311,17 +338,14 @@ def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict]
            "train_tasks": rows, "mlflow_runs": len(mlflow_runs) if mlflow_runs is not None
            else None}
     seen = {(r["model"], r["target"], r["split"]) for r in rows}
-    ml_runs = [m for m in mlflow_runs or [] if m.get("status") == "FINISHED"
-               and m.get("train_seconds") is not None and not m.get("resumed_from_epoch")]
-    ml_per_run = {m: round(mean(x["train_seconds"] for x in ml_runs if x["model"] == m), 1)
-                  for m in {x["model"] for x in ml_runs}}
     res["mlflow_only_runs"] = sum((m["model"], m["target"], m["split"]) not in seen
                                   for m in mlflow_runs or [])
-    res["mlflow_train_s_per_run"] = ml_per_run
+    res["mlflow_train_s_per_run"] = {m: round(v[0], 1) for m, v in
+                                     _rates([], mlflow_runs or [], {}).items()}
     res["mlflow_last_end"] = max((m["end"] for m in mlflow_runs or [] if m.get("end")),
                                  default=None)
     if not finished and plan is not None:
-        res["projection"] = project(plan, rows, log["open"], per_model, last, ml_per_run)
+        res["projection"] = project(plan, rows, log["open"], per_model, last, mlflow_runs)
         res["projection"]["total_s"] = round(wall + res["projection"]["seconds_left"], 1)
     return res
 

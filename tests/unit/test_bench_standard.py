@@ -57,13 +57,16 @@ LOG = "\n".join([
     "    00:01:45 INFO    ecdflow.tr",  # the block-buffered log ends mid-line
 ])
 NAME = "run-local-20261130-235949.log"
-PLAN = [{"model": "cnn3d", "target": "K_VRH", "split": "cv-0", "kind": "cv", "repeats": 2},
-        {"model": "cnn3d", "target": "K_VRH", "split": "cv-1", "kind": "cv", "repeats": 2},
+PLAN = [{"model": "cnn3d", "target": "K_VRH", "split": "cv-0", "kind": "cv", "repeats": 2,
+         "train_rows": 80},
+        {"model": "cnn3d", "target": "K_VRH", "split": "cv-1", "kind": "cv", "repeats": 2,
+         "train_rows": 80},
         {"model": "rf_magpie", "target": "K_VRH", "split": "loeo-Cs", "kind": "loeo",
-         "repeats": 1},
+         "repeats": 1, "train_rows": 90},
         {"model": "rf_magpie", "target": "K_VRH", "split": "loeo-Na", "kind": "loeo",
-         "repeats": 1},
-        {"model": "fusion", "target": "K_VRH", "split": "cv-0", "kind": "cv", "repeats": 2}]
+         "repeats": 1, "train_rows": 95},
+        {"model": "fusion", "target": "K_VRH", "split": "cv-0", "kind": "cv", "repeats": 2,
+         "train_rows": 80}]
 MLFLOW = [{"model": "cnn3d", "target": "K_VRH", "split": "cv-0", "repeat": r, "epochs_run": e,
            "resumed_from_epoch": f, "n_train": 100, "epochs_max": 40}
           for r, e, f in ((0, 8, 5), (1, 12, 0))]
@@ -154,6 +157,19 @@ def test_projection_falls_back_on_mlflow_runs_the_log_has_not_shown_yet(log):
     assert pr["unknown"] == [] and pr["seconds_left"] == 156.5
     assert "(MLflow)" in pr["per_model"]["fusion"]["how"]
     assert r["mlflow_last_end"] == "2026-12-01T00:03:00"
+
+
+def test_projection_scales_by_training_rows(log):
+    """A LOEO task of a model with only CV runs measured: its one run takes the CV runs'
+    seconds per training row x its own rows (LOEO trains on more materials than a fold)."""
+    plan = [*PLAN, {"model": "cnn3d", "target": "K_VRH", "split": "loeo-Cs", "kind": "loeo",
+                    "repeats": 1, "train_rows": 90}]
+    r = summarise(log, plan, MLFLOW, epochs_max=40)
+    # cnn3d cv-1: 61.0 (as above); loeo-Cs: 30.5 s / 80 rows x 90 rows + 5.5 s = 39.8
+    assert r["projection"]["per_model"]["cnn3d"]["seconds"] == 61.0 + 39.8
+    no_rows = [{**p, "train_rows": None} for p in plan]  # a remote table: unscaled
+    r = summarise(log, no_rows, MLFLOW, epochs_max=40)
+    assert r["projection"]["per_model"]["cnn3d"]["seconds"] == 61.0 + 36.0
 
 
 def test_finished_run_has_no_projection():
