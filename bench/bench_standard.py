@@ -112,6 +112,7 @@ def mlflow_train_runs(uri: str, pipeline_run_id: str) -> list[dict]:
             return cast(float(d[k])) if k in d else None
 
         out.append({"run_id": r.info.run_id, "status": r.info.status,
+                    "pipeline_run_id": pipeline_run_id,
                     "end": (datetime.fromtimestamp(r.info.end_time / 1000)
                             .isoformat(timespec="seconds") if r.info.end_time else None),
                     "model": t.get(TAG_MODEL), "target": t.get(TAG_TARGET),
@@ -288,10 +289,13 @@ def project(plan: list[dict], rows: list[dict], open_tasks: list[dict], per_mode
 
 
 def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict] | None = None,
-              epochs_max: int | None = None, keras: dict[str, bool] | None = None) -> dict:
+              epochs_max: int | None = None, keras: dict[str, bool] | None = None,
+              prior_runs: list[dict] | None = None) -> dict:
     """The whole report from a parsed log (``bench.kfp_log.parse_kfp_log``), the plan
     (``load_plan``), MLflow's training runs (``mlflow_train_runs``) and which models train by
-    epochs (``keras``: model -> bool; default: a run of more than one epoch).
+    epochs (``keras``: model -> bool; default: a run of more than one epoch); ``prior_runs``:
+    MLflow training runs of earlier attempts (other pipeline runs), used only for the
+    estimates of the projection (a restarted run's resumed tasks say nothing of their cost).
 
     ``where`` splits the wall time (first task start to the last task end, or to the latest
     stamp of an unfinished run) into rows that add up to it exactly: each non-training step,
@@ -345,7 +349,8 @@ def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict]
     res["mlflow_last_end"] = max((m["end"] for m in mlflow_runs or [] if m.get("end")),
                                  default=None)
     if not finished and plan is not None:
-        res["projection"] = project(plan, rows, log["open"], per_model, last, mlflow_runs)
+        res["projection"] = project(plan, rows, log["open"], per_model, last,
+                                    [*(mlflow_runs or []), *(prior_runs or [])])
         res["projection"]["total_s"] = round(wall + res["projection"]["seconds_left"], 1)
     return res
 
@@ -404,7 +409,10 @@ def markdown(r: dict) -> str:
                    + f", so about **{_h(pr['total_s'])}** of training-phase wall time in all; "
                    "the steps after training (evaluate, register, external validation) are "
                    "not included. Estimates: mean wall seconds per finished task of the same "
-                   "model and split kind (resumed and reused tasks left out).", "",
+                   "model and split kind (resumed and reused tasks left out)"
+                   + (" and the un-resumed MLflow runs of earlier attempts "
+                      + ", ".join(f"`{k}` ({v} runs)" for k, v in r["estimates_from"].items())
+                      if r.get("estimates_from") else "") + ".", "",
                    "| model | tasks left | est. seconds left | how |", "|---|---|---|---|"]
             for m, e in pr["per_model"].items():
                 md.append(f"| {m} | {e['tasks']} | {_h(e['seconds'])} | {e['how']} |")
@@ -481,6 +489,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--log", help="the run's kfp.local log (<work_dir>/logs/run-local-*.log)")
     p.add_argument("--tracking-uri", help="its MLflow store (read from a snapshot)")
     p.add_argument("--pipeline-run-id", help="default: the one in the log")
+    p.add_argument("--estimates-from", action="append", default=[], metavar="PIPELINE_RUN_ID",
+                   help="an earlier attempt's pipeline run (same store) whose finished runs "
+                   "also feed the projection's estimates (repeatable)")
     p.add_argument("--profile", default=None, help="for the plan; default: the log's")
     p.add_argument("--params", default=None, help="params.yaml for the plan")
     a = p.parse_args(argv)
@@ -495,12 +506,16 @@ def main(argv: list[str] | None = None) -> dict:
         _fail(f"{path}: no pipeline_run_id in the log (pass --pipeline-run-id)")
     try:
         runs = mlflow_train_runs(a.tracking_uri, run_id) if a.tracking_uri else None
+        prior = [x for pid in a.estimates_from
+                 for x in mlflow_train_runs(a.tracking_uri, pid)] if a.tracking_uri else []
     except (FileNotFoundError, sqlite3.Error) as exc:
         _fail(f"--tracking-uri {a.tracking_uri}: {exc}")
     profile = a.profile or log["profile"] or "standard"
     plan, epochs_max = load_plan(profile, a.params)
     models = {pl["model"] for pl in plan} | {t["params"].get("model") for t in log["tasks"]}
-    res = summarise(log, plan, runs, epochs_max, _keras_models(m for m in models if m))
+    res = summarise(log, plan, runs, epochs_max, _keras_models(m for m in models if m), prior)
+    res["estimates_from"] = {pid: sum(1 for x in prior if x.get("pipeline_run_id") == pid)
+                             for pid in a.estimates_from}
     res.update({"log": str(path), "tracking_uri": a.tracking_uri, "machine": machine(),
                 "parsed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "log_mtime": time.strftime("%Y-%m-%dT%H:%M:%S",

@@ -172,6 +172,15 @@ def test_projection_scales_by_training_rows(log):
     assert r["projection"]["per_model"]["cnn3d"]["seconds"] == 61.0 + 36.0
 
 
+def test_projection_uses_an_earlier_attempts_runs(log):
+    """A restarted run: MLflow runs of an earlier pipeline run feed only the estimates."""
+    prior = [{"model": "fusion", "target": "K_VRH", "split": "cv-0", "repeat": 0,
+              "status": "FINISHED", "train_seconds": 40.0, "resumed_from_epoch": 0}]
+    r = summarise(log, PLAN, MLFLOW, epochs_max=40, prior_runs=prior)
+    assert r["projection"]["per_model"]["fusion"]["seconds"] == 85.5
+    assert r["mlflow_only_runs"] == 0 and "fusion" not in r["per_model"]
+
+
 def test_finished_run_has_no_projection():
     text = "\n".join(LOG.splitlines()[:5] + [
         "00:00:04.000 - INFO - Pipeline 'ecd-elastic' finished with status SUCCESS"])
