@@ -1,7 +1,9 @@
 """`python -m bench` (`make bench`): run every benchmark module, each writing its own results
 under bench/results/, then an index (bench/results/index.md) with the machine noted.
 
-Run one with `python -m bench ecd` (module names without the `bench_` prefix).
+Run one with `python -m bench ecd` (module names without the `bench_` prefix). Benchmarks of a
+run made elsewhere take their own arguments and are run by name only, not by `make bench`:
+`python -m bench standard --log <run-local log> [--tracking-uri URI]` (bench/bench_standard.py).
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import time
 from bench import RESULTS, machine
 
 MODULES = ["ecd", "records", "s3", "train", "beam", "e2e", "formulas", "serve"]
+BY_NAME = ["standard"]  # with their own arguments; not in the default set, no index line
 
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (default: all) and write the index."""
+    if argv and argv[0] in BY_NAME:
+        importlib.import_module(f"bench.bench_{argv[0]}").main(argv[1:])
+        return 0
     names = argv or MODULES
     unknown = [n for n in names if n not in MODULES]
     if unknown:
-        print(f"error: unknown benchmark(s) {unknown}; known: {MODULES}", file=sys.stderr)
+        print(f"error: unknown benchmark(s) {unknown}; known: {MODULES + BY_NAME}",
+              file=sys.stderr)
         return 2
     lines = ["# Benchmark index", "", f"Machine: `{json.dumps(machine())}`", "",
              "| benchmark | seconds | results |", "|---|---|---|"]

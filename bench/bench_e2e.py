@@ -4,10 +4,11 @@ Run: ``python -m bench.bench_e2e [--log /tmp/makerun.log] [--rerun]``. Writes
 bench/results/e2e.json and e2e.md.
 
 kfp.local prints ``HH:MM:SS.mmm - INFO - Executing task 'X'`` and ``... Task 'X' finished
-with status S`` for every task; the wall time of a task is the difference. Each train task's
-label (``model-target-split-repeat``) and its in-task training seconds come from the
-``ecdflow.train: <name>: MAE ...`` lines and the task's output JSON, so the per-task overhead
-(subprocess start, imports, MLflow logging) is the wall time minus the training time. With
+with status S`` for every task; the wall time of a task is the difference (``bench.kfp_log``,
+shared with bench_standard). Each train task's runs (``cnn3d · K_VRH · cv-fold-0 · r0``) and
+their in-task training seconds come from the ``ecdflow.train: <name>: MAE ...`` lines, so the
+per-task overhead (subprocess start, imports, MLflow logging) is the wall time minus the
+training time. With
 ``--rerun`` the log is produced first by ``make run`` (minutes; not part of ``make bench``'s
 default, which parses an existing log and writes nothing when there is none).
 """
@@ -17,89 +18,46 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench import machine, write_results
+from bench.kfp_log import parse_kfp_log
 from ecdflow.config import REPO_ROOT
 
 DEFAULT_LOG = "/tmp/makerun.log"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-STAMP = r"^(\d\d:\d\d:\d\d\.\d+) - INFO - "
-START = re.compile(STAMP + r"Executing task '([^']+)'")
-END = re.compile(STAMP + r"Task '([^']+)' finished with status (\w+)")
-PIPE = re.compile(STAMP + r"Running pipeline: '([^']+)'")
-PIPE_END = re.compile(STAMP + r"Pipeline '([^']+)' finished with status (\w+)")
-TRAIN = re.compile(r"ecdflow\.train: (\S+): MAE ([\d.]+) .*\(\d+ epochs, ([\d.]+) s\)")
-STEPS = ("start", "preprocess", "validate", "train", "evaluate", "register", "external")
-
-
-def _t(stamp: str) -> datetime:
-    return datetime.strptime(stamp, "%H:%M:%S.%f")
-
-
-def _secs(a: datetime, b: datetime) -> float:
-    d = b - a
-    if d < timedelta(0):  # the log crossed midnight
-        d += timedelta(days=1)
-    return round(d.total_seconds(), 2)
-
-
-def step_of(task: str) -> str:
-    """Pipeline step of a kfp task name (``train-12`` -> ``train``)."""
-    base = re.sub(r"-\d+$", "", task)
-    return base
 
 
 def parse_log(text: str) -> dict:
-    """Tasks (name, step, seconds, status, train labels), steps summed, whole-run wall time."""
-    tasks: list[dict] = []
-    open_: dict[str, dict] = {}
-    first = last = None
-    pipe_status = None
-    current: dict | None = None
-    for raw in text.splitlines():
-        line = ANSI.sub("", raw)
-        if m := PIPE.match(line):
-            first = _t(m.group(1))
-        elif m := START.match(line):
-            current = {"task": m.group(2), "step": step_of(m.group(2)), "_t0": _t(m.group(1)),
-                       "runs": []}
-            open_[m.group(2)] = current
-            first = first or current["_t0"]
-        elif m := END.match(line):
-            task = open_.pop(m.group(2), None)
-            if task is not None:
-                t1 = _t(m.group(1))
-                task["seconds"] = _secs(task.pop("_t0"), t1)
-                task["status"] = m.group(3)
-                tasks.append(task)
-                last = t1
-            current = None
-        elif m := PIPE_END.match(line):
-            pipe_status, last = m.group(3), _t(m.group(1))
-        elif current is not None and (m := TRAIN.search(line)):
-            current["runs"].append({"run": m.group(1), "mae_GPa": float(m.group(2)),
-                                    "train_s": float(m.group(3))})
-    for t in tasks:
-        t["train_s"] = round(sum(r["train_s"] for r in t["runs"]), 2)
+    """Tasks (name, step, seconds, status, train labels), steps summed, whole-run wall time
+    (``bench.kfp_log.parse_kfp_log`` reads the kfp.local lines)."""
+    log = parse_kfp_log(text)
+    tasks = []
+    for t in log["tasks"]:
+        row = {"task": t["task"], "step": t["step"], "seconds": round(t["seconds"], 2),
+               "status": t["status"],
+               "runs": [{"run": r["run"], "mae_GPa": r["mae_GPa"], "train_s": r["train_s"]}
+                        for r in t["runs"]],
+               "train_s": round(t["train_s"], 2)}
         if t["step"] == "train":
-            t["overhead_s"] = round(t["seconds"] - t["train_s"], 2)
+            row["overhead_s"] = round(row["seconds"] - row["train_s"], 2)
+        tasks.append(row)
     steps: dict[str, dict] = {}
     for t in tasks:
         s = steps.setdefault(t["step"], {"tasks": 0, "seconds": 0.0})
         s["tasks"] += 1
         s["seconds"] = round(s["seconds"] + t["seconds"], 2)
-    wall = _secs(first, last) if first and last else None
-    finished = bool(re.search(r"^registered versions:", text, re.M)) and not open_
+    first = log["pipeline_start"] or log["first_start"]
+    last = max((x for x in (log["last_end"], log["pipeline_end"]) if x), default=None)
+    wall = round((last - first).total_seconds(), 2) if first and last else None
+    finished = bool(re.search(r"^registered versions:", text, re.M)) and not log["open"]
     m = re.search(r"^pipeline run (\S+): (\d+) tasks in (\d+) s", text, re.M)
     reported = {"run_id": m.group(1), "tasks": int(m.group(2)),
                 "seconds": int(m.group(3))} if m else None
     m = re.search(r"^real\s+(\d+)m([\d.]+)s", text, re.M)
     make_wall = round(int(m.group(1)) * 60 + float(m.group(2)), 1) if m else None
     return {"tasks": tasks, "make_wall_s": make_wall, "steps": steps, "wall_s": wall,
-            "pipeline_status": pipe_status,
-            "unfinished_tasks": sorted(open_), "finished": finished,
+            "pipeline_status": log["pipeline_status"],
+            "unfinished_tasks": sorted(t["task"] for t in log["open"]), "finished": finished,
             "reported_by_cli": reported}
 
 

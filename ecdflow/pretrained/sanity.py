@@ -17,19 +17,17 @@ import pandas as pd
 from ecdflow.pretrained import OOF, shipped_for
 from ecdflow.schema import TARGETS
 
-WYCKOFF = ("R. W. G. Wyckoff, Crystal Structures, vol. 1, 2nd ed. (Interscience, New York, "
-           "1963), room temperature")
-
 
 @dataclass(frozen=True)
 class Crystal:
     """An Fm-3m crystal: species at 4a (0,0,0) and, for a binary, 4b (1/2,1/2,1/2); cubic
-    lattice constant ``a`` (Å) and its source."""
+    lattice constant ``a`` (Å, room temperature, experiment) and the source it was checked
+    against, with the value that source gives."""
 
     name: str
     species: tuple[str, ...]
     a: float
-    source: str = WYCKOFF
+    source: str
 
     def structure(self):
         """The conventional cubic pymatgen Structure (8 or 4 sites)."""
@@ -41,11 +39,33 @@ class Crystal:
 
 
 CRYSTALS = (
-    Crystal("NaCl", ("Na", "Cl"), 5.6402), Crystal("MgO", ("Mg", "O"), 4.2112),
-    Crystal("LiF", ("Li", "F"), 4.0263), Crystal("TiC", ("Ti", "C"), 4.3274),
-    Crystal("Cu", ("Cu",), 3.6149), Crystal("Al", ("Al",), 4.0495),
-    Crystal("Ni", ("Ni",), 3.5238), Crystal("Ag", ("Ag",), 4.0862),
-    Crystal("Au", ("Au",), 4.0786),
+    Crystal("NaCl", ("Na", "Cl"), 5.6402,
+            "R. Toreki, Interactive Learning Paradigms, 'NaCl' structure page "
+            "(www.ilpi.com/inorganic/structures/nacl): a = 5.6402 Å"),
+    Crystal("MgO", ("Mg", "O"), 4.212,
+            "Wikipedia 'Magnesium oxide' infobox: a = 4.212 Å (Handbook of Mineralogy, periclase: "
+            "a = 4.203-4.212 Å)"),
+    Crystal("LiF", ("Li", "F"), 4.026,
+            "Wikipedia (de) 'Lithiumfluorid': a = 402.6 pm (the English article's infobox gives "
+            "403.51 pm, not used)"),
+    Crystal("TiC", ("Ti", "C"), 4.327,
+            "broadcarbide.com, titanium carbide structure page: a = 0.4327 nm"),
+    Crystal("Cu", ("Cu",), 3.6147,
+            "copper data sheet (www.metrometaliks.com/faq, 'lattice parameters at 293 K'): "
+            "3.6147 x 10^-10 m; same value in the Cu-oxides table of html.scirp.org "
+            "(_6-4800377_5)"),
+    Crystal("Al", ("Al",), 4.04959,
+            "Princeton Scientific, aluminium single-crystal data sheet: fcc, a = 404.959 pm"),
+    Crystal("Ni", ("Ni",), 3.524,
+            "general-chemistry text 'Unit Cells: Measuring the Distance Between Particles' "
+            "(copy at appassets.softecksblog.in/engineering_physics/assets/ep1/6.htm): X-ray "
+            "cell edge of nickel 0.3524 nm"),
+    Crystal("Ag", ("Ag",), 4.086,
+            "X-ray cell edge of silver, 408.6 pm (NCERT Chemistry XII exercise, "
+            "www.devacademy22.com)"),
+    Crystal("Au", ("Au",), 4.0786,
+            "L. G. Berry (ed.), Selected Powder Diffraction Data for Minerals (JCPDS, 1974), "
+            "as quoted at tele.ed.nom.br/ourobi.html: a = 4.0786 Å"),
 )
 """The issue's sanity set; rocksalt (NaCl, MgO, LiF, TiC) and fcc metals."""
 
@@ -135,7 +155,7 @@ def render(df: pd.DataFrame, table: Path) -> str:
         parts += [f"## {target} (`{d.model.iloc[0]}`, interval "
                   f"{100 * float(cov.iloc[0]) if len(cov) else float('nan'):.0f}%)", ""]
         view = pd.DataFrame({
-            "crystal": d.crystal, "a (Å)": [f"{v:.4f}" for v in d.a_A],
+            "crystal": d.crystal, "a (Å)": [f"{v:g}" for v in d.a_A],
             "prediction": [_g(v) for v in d.prediction],
             "interval": [f"[{_g(lo)}, {_g(hi)}]" for lo, hi in zip(d.lower, d.upper,
                                                                   strict=True)],
@@ -151,10 +171,9 @@ def render(df: pd.DataFrame, table: Path) -> str:
                                                               strict=True) if r]
         notes += [f"- {c}: refused: {e}" for c, e in zip(d.crystal, d.error, strict=True) if e]
         parts += [*notes, ""] if notes else []
-    srcs = sorted({(c.source, c.name) for c in CRYSTALS})
     parts += ["## Lattice constants", ""]
-    for src in sorted({s for s, _ in srcs}):
-        names = ", ".join(f"{c.name} {c.a:.4f} Å" for c in CRYSTALS if c.source == src)
+    for src in dict.fromkeys(c.source for c in CRYSTALS):  # sources in the table's order
+        names = ", ".join(f"{c.name} {c.a} Å" for c in CRYSTALS if c.source == src)
         parts.append(f"- {names}: {src}.")
     parts.append("")
     return "\n".join(parts)
