@@ -46,6 +46,38 @@ def build_cmd(ctx: click.Context, table: Path, out: Path | None) -> None:
                    f"R2 {c['cv']['r2_mean']:.3f}, {c['size_bytes'] / 1e6:.2f} MB")
 
 
+@pretrained.command("export")
+@click.option("--pipeline-run-id", default=None,
+              help="Ship the versions this pipeline run registered (default: the newest "
+                   "pipeline run of the selected --profile).")
+@click.option("--version", default=None, help="Ship this version instead (one --target).")
+@click.option("--target", "targets", multiple=True, type=click.Choice(["K_VRH", "G_VRH"]),
+              help="Target(s) to ship (default: both).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the model directories (default: ecdflow/pretrained/).")
+@click.pass_context
+def export_cmd(ctx: click.Context, pipeline_run_id: str | None, version: str | None,
+               targets: tuple[str, ...], out: Path | None) -> None:
+    """Ship registered versions as the pretrained models: the fold ensemble a pipeline run
+    registered per target (e.g. the standard profile's run), copied unchanged into
+    ecdflow/pretrained/<name>/ with its out-of-fold predictions and model card; the model
+    shipped before for that target is replaced."""
+    from ecdflow.evaluate import latest_pipeline_run_id
+    from ecdflow.pretrained import PRETRAINED_DIR
+    from ecdflow.pretrained.export import export_version
+
+    cfg = settings(ctx)
+    if version and len(targets) != 1:
+        raise click.UsageError("--version needs exactly one --target")
+    pid = pipeline_run_id or (None if version else latest_pipeline_run_id(cfg, cfg.profile))
+    for t in targets or tuple(cfg.targets):
+        s = export_version(cfg, t, pid, version, out or PRETRAINED_DIR)
+        cv = s.card["cv"]
+        click.echo(f"{s.name}: {s.card['n_members']} members, CV RMSE {cv['rmse_mean']:.1f} "
+                   f"GPa, R2 {cv['r2_mean']:.3f}, {s.card['size_bytes'] / 1e6:.2f} MB "
+                   f"({s.path})")
+
+
 @pretrained.command("sanity")
 @click.option("--table", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("data/fcc/materials.jsonl"), show_default=True)

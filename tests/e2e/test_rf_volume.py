@@ -96,3 +96,58 @@ def test_registered_volume_model_answers_a_structure_with_an_interval(tmp_path):
     row = out.iloc[0]
     assert row["error"] == "" and np.isfinite(row["prediction"]) and row["prediction"] > 0
     assert row["lower"] <= row["prediction"] <= row["upper"]
+
+
+def test_export_ships_the_registered_version_unchanged(tmp_path):
+    """`ecdflow pretrained export`: the version a pipeline run registered becomes the shipped
+    model of its target (named by model, dataset and target), answers like the registered
+    version, carries its members' CV predictions and card, and imports back into a registry."""
+    import json
+
+    import mlflow
+    import pandas as pd
+    from pymatgen.core import Lattice, Structure
+
+    from ecdflow import tracking as tr
+    from ecdflow.pretrained import OOF, import_to_registry, shipped, shipped_for
+    from ecdflow.pretrained.export import export_version
+    from ecdflow.registry import register_best
+    from ecdflow.train import train_one
+
+    s = demo_settings(tmp_path)
+    rows = demo_rows(40)
+    table = tmp_path / "materials.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rdir = _write(tmp_path / "r", rows, has_volume=True)
+    parent = tr.start_parent_run(s, "pr-ship")
+    for split in ("cv-0", "cv-1"):
+        train_one(s, "rf_magpie_volume", "K_VRH", split, records_dir=rdir,
+                  parent_run_id=parent, pipeline_run_id="pr-ship")
+    mv = register_best(s, "pr-ship", "K_VRH")
+    out = tmp_path / "shipped"
+    out.mkdir()
+    (out / "ecdflow-old-fcc1-K_VRH").mkdir()  # a model shipped before for the target
+    (out / "ecdflow-old-fcc1-K_VRH" / "card.json").write_text(json.dumps(
+        {"name": "ecdflow-old-fcc1-K_VRH", "target": "K_VRH", "model_type": "old"}))
+    ship = export_version(s, "K_VRH", "pr-ship", out_dir=out, table=table)
+    assert ship.name == "ecdflow-rf_magpie_volume-fcc40-K_VRH"
+    assert [x.name for x in shipped(out)] == [ship.name]  # the old one is replaced
+    assert not (ship.path / "code").exists() and (ship.path / "MODEL_CARD.md").exists()
+    card = ship.card
+    assert card["source"] == {"registered_model": mv.name, "version": str(mv.version),
+                              "pipeline_run_id": "pr-ship", "profile": "quick"}
+    assert card["n_members"] == 2 and card["cv"]["n_folds"] == 2
+    assert card["cv"]["rmse_mean"] == pytest.approx(float(mv.tags["ecdflow.cv_rmse_gpa"]),
+                                                    rel=1e-4)
+    oof = json.loads((ship.path / "artifacts" / OOF).read_text())
+    assert len(oof["material_id"]) == card["data"]["rows_with_target"]  # 1 repeat, 2 folds
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+    x = pd.DataFrame({"input": [nacl.to(fmt="cif")], "format": ["cif"]})
+    registered = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}").predict(x)
+    local = mlflow.pyfunc.load_model(str(ship.path)).predict(x)
+    assert local.prediction[0] == pytest.approx(registered.prediction[0], rel=1e-9)
+    assert local.upper[0] == pytest.approx(registered.upper[0], rel=1e-9)
+    assert shipped_for("K_VRH", out).name == ship.name
+    back = import_to_registry(s, "K_VRH", out)
+    assert back.tags["ecdflow.pretrained"] == ship.name
