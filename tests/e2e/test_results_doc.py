@@ -146,4 +146,4 @@ def test_planned_page_has_no_result_and_the_arithmetic(tmp_path):
     text = write_planned(s, tmp_path).read_text()
     assert "planned, not yet run" in text and "No results table is published" in text
     assert "## Table 2" not in text
-    assert "x 40 = " in text and "192 training tasks" in text
+    assert "x 40 = " in text and "224 training tasks" in text  # 7 models x 2 targets x 16 splits
