@@ -27,9 +27,15 @@ setup: $(STAMP) ## Create .venv from the lock (idempotent; fast when done)
 run: setup ## Run the whole pipeline locally (kfp.local) on the bundled data, quick profile
 	$(BIN)/ecdflow pipeline run-local
 
-standard: setup ## The paper's protocol on 2 CPU cores (profile `standard`, hours; resumable: run it again after a stop), then docs/results/
+standard: setup ## The paper's protocol on 2 CPU cores (profile `standard`, hours; resumable: run it again after a stop), then docs/results/ and bench/results/standard.md
 	ECDFLOW_NO_PROGRESS=1 nice -n 5 $(BIN)/ecdflow --profile standard pipeline run-local
 	$(BIN)/ecdflow --profile standard results
+	$(BIN)/python -m bench standard --log "$$(ls -t .ecdflow/logs/run-local-*.log | head -1)" \
+	  --tracking-uri "sqlite:///$(CURDIR)/.ecdflow/mlflow.db" > /dev/null
+
+ship: setup ## Ship what the newest standard run registered (ecdflow/pretrained/), then the sanity table
+	$(BIN)/ecdflow --profile standard pretrained export
+	$(BIN)/ecdflow pretrained sanity
 
 test: setup browser apt-deps ## Run all tests (unit + end-to-end); exit 5 (no tests) counts as failure
 	$(BIN)/python -m pytest -q tests
@@ -37,7 +43,7 @@ test: setup browser apt-deps ## Run all tests (unit + end-to-end); exit 5 (no te
 browser: ## Headless Chromium for the browser tests (Debian packages chromium, chromium-driver)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
-.PHONY: standard browser
+.PHONY: standard ship browser
 
 lint: setup ## ruff
 	$(BIN)/ruff check ecdflow components pipelines tests bench tracking
