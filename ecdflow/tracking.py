@@ -53,9 +53,16 @@ def git_commit() -> str:
 
 def configure(settings: Settings) -> str:
     """Point MLflow at the configured stores and make sure the experiment exists with an
-    explicit artifact location. Returns the experiment id."""
+    explicit artifact location. Returns the experiment id.
+
+    MLflow's per-download progress bars are switched off (quiet logs: reading a run's
+    predictions back would print one bar per run) unless
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set."""
+    import os
+
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.registry_uri)

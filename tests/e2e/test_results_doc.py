@@ -56,12 +56,13 @@ def test_claims_count_loeo_wins_and_pair_over_elements():
     assert "n = 6" in out["loeo"][1]
 
 
-def test_results_page_from_the_demo_store(tmp_path):
+def test_results_page_from_the_demo_store(tmp_path, capfd, monkeypatch):
     import mlflow
 
     from ecdflow import tracking
     from ecdflow.results_doc import PAPER_LABEL, write_results
 
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     s = demo_settings(tmp_path)
     pid = make_pipeline_run(s)
     mlflow.MlflowClient().set_terminated(tracking.find_parent_run(s, pid), "FINISHED")
@@ -84,6 +85,8 @@ def test_results_page_from_the_demo_store(tmp_path):
     (tmp_path / "results" / "beyond.md").write_text("# Beyond\n")
     assert "- [beyond the paper](beyond.md)" in write_results(s, pid, tmp_path / "results"
                                                                ).read_text()
+    # quiet: reading each run's predictions back draws no MLflow download progress bar
+    assert "Downloading artifacts" not in capfd.readouterr().err
 
 
 def test_partial_run_page_counts_finished_runs_against_the_plan(tmp_path, monkeypatch):
