@@ -144,10 +144,12 @@ def calibrate(settings: Settings, pipeline_run_id: str, model: str, target: str,
               member_run_ids: list[str]) -> dict:
     """Calibration data of a fold ensemble (``ecdflow.uncertainty``).
 
-    Reads the pipeline run's ``predictions.csv`` of ``model``/``target``: the CV test folds
-    of the member runs calibrate the interval (nominal ``registry.interval_coverage``); the
-    coverage table measures it nested over CV folds and on every LOEO test set. The domain is
-    the Magpie features and elements of the CV materials.
+    Reads the pipeline run's ``predictions.csv`` of ``model``/``target`` (each material's
+    prediction averaged over the repeats of its split, ``uncertainty.mean_over_repeats``): the
+    CV test folds of the member runs calibrate the interval (nominal
+    ``registry.interval_coverage``); the coverage table measures it nested over CV folds and
+    on every LOEO test set. The domain is the Magpie features and elements of the CV
+    materials.
 
     Returns:
         ``calibration`` (JSON dict), ``domain`` (:class:`ecdflow.uncertainty.Domain`),
@@ -158,18 +160,19 @@ def calibrate(settings: Settings, pipeline_run_id: str, model: str, target: str,
         EcdflowError: no CV predictions for the members.
     """
     from ecdflow.evaluate import load_predictions
-    from ecdflow.uncertainty import coverage_metrics, coverage_table
+    from ecdflow.uncertainty import coverage_metrics, coverage_table, mean_over_repeats
 
     cov = settings.registry.interval_coverage
     preds = load_predictions(settings, pipeline_run_id)
     preds = preds[(preds.model == model) & (preds.target == target)] if len(preds) else preds
-    cv = preds[(preds.split_kind == "cv") & preds.run_id.isin(member_run_ids)] \
-        if len(preds) else preds
+    if len(preds):  # the members' CV predictions and every LOEO set, repeats averaged
+        preds = mean_over_repeats(
+            preds[(preds.split_kind != "cv") | preds.run_id.isin(member_run_ids)])
+    cv = preds[preds.split_kind == "cv"] if len(preds) else preds
     if cv.empty:
         raise EcdflowError(f"no CV test predictions of {model}/{target} in pipeline run "
                            f"{pipeline_run_id}: cannot calibrate its interval")
-    table = coverage_table(preds[(preds.split_kind != "cv") | preds.run_id.isin(member_run_ids)],
-                           cov, {model: score})
+    table = coverage_table(preds, cov, {model: score})
     mats = cv.drop_duplicates("material_id")
     elements = {e for els in mats.elements.astype(str) for e in els.split()}
     metrics = coverage_metrics(table)

@@ -106,6 +106,24 @@ def coverage_of(y_true, y_pred, q: float, score: str = "abs") -> tuple[float, fl
     return float(np.mean((y >= lo) & (y <= hi))), float(np.mean(hi - lo))
 
 
+def mean_over_repeats(preds: pd.DataFrame) -> pd.DataFrame:
+    """One row per material and test split: ``y_pred`` averaged over the repeats (the members
+    trained on the same split with other seeds), other columns from the first repeat.
+
+    The served ensemble averages its members, so a material's calibration residual is that of
+    its split's members together, not one per repeat (which would count each material as many
+    times as there are repeats). Rows without a ``repeat`` column pass unchanged.
+    """
+    if "repeat" not in preds.columns or preds.empty:
+        return preds
+    keys = [c for c in ("model", "target", "split_kind", "split", "fold", "material_id")
+            if c in preds.columns]
+    first = {c: "first" for c in preds.columns if c not in (*keys, "y_pred", "repeat", "run_id")}
+    out = preds.groupby(keys, sort=False, dropna=False).agg(
+        {**first, "y_pred": "mean", "repeat": "size"}).reset_index()
+    return out.rename(columns={"repeat": "n_repeats"})
+
+
 def coverage_table(preds: pd.DataFrame, coverage: float = DEFAULT_COVERAGE,
                    score_of: dict | None = None) -> pd.DataFrame:
     """Coverage and width of the conformal interval per model, target and test set.

@@ -5,9 +5,10 @@ registered, so the shipped model is exactly the fold ensemble that run evaluated
 
 What is written beside the MLflow model (same layout as ``ecdflow.pretrained.build``):
 
-- ``artifacts/oof_predictions.json``: the members' CV test predictions (GPa), one row per
-  material and member (``material_id``, ``fold`` = the member's split, ``repeat``, ``y_true``,
-  ``y_pred``), read from the member runs' ``predictions.csv``;
+- ``artifacts/oof_predictions.json``: the members' CV test predictions (GPa) from the member
+  runs' ``predictions.csv``, one row per material (``material_id``, ``fold`` = its split,
+  ``y_true``, ``y_pred`` averaged over the split's repeats: the residuals the registry
+  calibrated the interval on, ``ecdflow.uncertainty.mean_over_repeats``);
 - ``card.json``: name, target, model type, inputs, members, data version, commit, the source
   (registered model, version, pipeline run, profile), CV metrics (mean ± std over the members,
   and pooled over materials after averaging repeats), interval coverage from the version's
@@ -33,6 +34,7 @@ import pandas as pd
 from ecdflow.errors import EcdflowError
 from ecdflow.pretrained import CARD_JSON, MODEL_CARD, OOF, PRETRAINED_DIR, Shipped, shipped
 from ecdflow.schema import TARGET_UNIT
+from ecdflow.uncertainty import mean_over_repeats
 
 
 def find_version(settings, target: str, pipeline_run_id: str | None = None,
@@ -141,11 +143,14 @@ def export_version(settings, target: str, pipeline_run_id: str | None = None,
         src = Path(mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}",
                                                        dst_path=tmp))
         _strip_code(src)
+        per_material = mean_over_repeats(oof)
         (src / "artifacts" / OOF).write_text(json.dumps({
             "unit": TARGET_UNIT, "target": target,
-            "what": "CV test predictions of this ensemble's members (member = split x repeat)",
-            **{c: oof[c].round(4).tolist() if oof[c].dtype.kind == "f" else oof[c].tolist()
-               for c in ("material_id", "fold", "repeat", "y_true", "y_pred")}}))
+            "what": "CV test predictions of this ensemble's members, averaged over the repeats "
+                    "of each split (the residuals the interval is calibrated on)",
+            **{c: per_material[c].round(4).tolist() if per_material[c].dtype.kind == "f"
+               else per_material[c].tolist()
+               for c in ("material_id", "fold", "y_true", "y_pred")}}))
         manifest = json.loads((src / "artifacts" / "manifest.json").read_text())
         for old in shipped(out_dir):
             if old.target == target:
