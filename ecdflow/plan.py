@@ -67,15 +67,15 @@ def table_facts(settings: Settings) -> TableFacts | None:
 def density_skips(settings: Settings, facts: TableFacts | None = None) -> dict[str, str]:
     """Enabled models that need a structure (an ``ecd`` or volume input) and will not be
     planned because the local materials table is composition-only: model -> the one line
-    (``ecdflow.train.no_density_line``). Empty for a table with structures or a remote one
+    (``ecdflow.train.no_structure_line``). Empty for a table with structures or a remote one
     (the train task then skips at run time, from the records' manifest)."""
-    from ecdflow.train import needs_structure, no_density_line
+    from ecdflow.train import needs_structure, no_structure_line
 
     facts = facts or table_facts(settings)
     if facts is None or facts.has_structures:
         return {}
     name = str(settings.paths.materials).rsplit("/", 1)[-1]
-    return {m: no_density_line(m, name) for m in settings.models.enabled if needs_structure(m)}
+    return {m: no_structure_line(m, name) for m in settings.models.enabled if needs_structure(m)}
 
 
 def build_plan(settings: Settings) -> list[PlannedRun]:

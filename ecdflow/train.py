@@ -315,7 +315,7 @@ def needs_structure(model: str) -> bool:
     return bool({INPUT_ECD, INPUT_VOLUME} & set(get_spec(model).inputs))
 
 
-def no_density_line(model: str, table: str) -> str:
+def no_structure_line(model: str, table: str) -> str:
     """The one line said when a model that needs a structure (a density, or the volume per
     atom) is skipped for a composition-only table."""
     what = "density" if needs_density(model) else "volume per atom"
@@ -330,7 +330,7 @@ def density_skip(model: str, manifest: dict) -> str | None:
 
     table = str(manifest.get("materials") or "?")
     if needs_density(model) and not has_density(manifest):
-        return no_density_line(model, table)
+        return no_structure_line(model, table)
     if INPUT_VOLUME in get_spec(model).inputs and not manifest.get("has_volume", False):
         return f"skipping {model}: records carry no volume per atom (composition-only table " \
                f"{table})"

@@ -15,7 +15,7 @@ from ecdflow.errors import EcdflowError
 from ecdflow.kfp.plan import build_plan, density_skips, table_facts
 from ecdflow.models import MODELS, get_spec
 from ecdflow.splits import element_sets
-from ecdflow.train import density_skip, needs_density, needs_structure, no_density_line
+from ecdflow.train import density_skip, needs_density, needs_structure, no_structure_line
 
 ROWS = [("m1", "NaCl", 24.0, 14.0), ("m2", "CsCl", 18.0, 8.0), ("m3", "MgO", 160.0, 130.0),
         ("m4", "KBr", 15.0, 8.0)]
@@ -100,7 +100,7 @@ def test_a_table_with_structures_skips_nothing():
 def test_train_step_skip_line(model, manifest, has):
     line = density_skip(model, manifest)
     if not has and "ecd" in get_spec(model).inputs:  # the density is what is missing
-        assert line == no_density_line(model, manifest["materials"])
+        assert line == no_structure_line(model, manifest["materials"])
         assert line.startswith(f"skipping {model}: records carry no density")
     elif "volume_per_atom" in get_spec(model).inputs:  # needs the structure's volume
         if manifest.get("has_volume"):
@@ -122,7 +122,7 @@ def test_step_train_skips_a_density_model_on_records_without_density(tmp_path):
     out = json.loads(step_train("quick", "", "", "cnn3d", "K_VRH", "cv-0", str(tmp_path),
                                 "", ""))
     assert out == [{"model": "cnn3d", "target": "K_VRH", "split": "cv-0",
-                    "skipped": no_density_line("cnn3d", "f.csv")}]
+                    "skipped": no_structure_line("cnn3d", "f.csv")}]
 
 
 def test_plan_options(tmp_path):
