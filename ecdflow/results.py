@@ -95,3 +95,16 @@ def results_table(settings: Settings, pipeline_run_id: str) -> pd.DataFrame:
                 (Path(tmp) / f"{name}.md").write_text(md)
             client.log_artifacts(parent, tmp, tr.ARTIFACT_RESULTS)
     return summary
+
+
+def finish_pipeline_run(settings: Settings, pipeline_run_id: str,
+                        failed_task: str | None = None) -> str | None:
+    """Close the MLflow parent run of a finished (or failed) pipeline run: its description gets
+    the results tables (Table 2/3 layout, :func:`format_tables`) and the report path, its
+    status ``FINISHED`` (``FAILED`` naming ``failed_task``). Returns the parent run id, or None
+    when the run has none. Called by ``run-local`` and by a cluster run's exit task."""
+    runs = collect_runs(settings, pipeline_run_id)
+    tables = format_tables(summarise(runs)) if len(runs) else {}
+    report = settings.path(settings.paths.reports_dir) / pipeline_run_id / "report.html"
+    return tr.finish_parent_run(settings, pipeline_run_id, tables, failed_task=failed_task,
+                                report=str(report) if report.exists() else None)

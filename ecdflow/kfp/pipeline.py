@@ -17,6 +17,7 @@ from ecdflow.config import PipelineConfig, Settings
 from ecdflow.kfp.components import (
     evaluate,
     external,
+    finish,
     gate,
     preprocess,
     register,
@@ -74,25 +75,11 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
     validate_op, train_op = validate.component(cpu), train.component(train_image)
     evaluate_op, external_op = evaluate.component(cpu), external.component(cpu)
     register_op, gate_op = register.component(cpu), gate.component(cpu)
+    finish_op = finish.component(cpu)
     tr = settings.training
 
-    @dsl.pipeline(name=cfg.name, description=(
-        "Elastic moduli (K_VRH, G_VRH, GPa) of Fm-3m crystals from their 3D electronic charge "
-        f"density: {len(plan)} training tasks (profile {settings.profile})."))
-    def ecd_elastic(
-        materials_path: str = settings.paths.materials,
-        data_version: str = "",
-        epochs: int = tr.epochs,
-        batch_size: int = tr.batch_size,
-        patience: int = tr.patience,
-        lr_scale: float = 1.0,
-        seed: int = settings.seed,
-        mlflow_experiment: str = settings.mlflow.experiment,
-        register_models: bool = True,
-        promotion_margin: float = settings.registry.margin,
-        profile: str = settings.profile,
-        params_file: str = params_file,
-    ) -> str:
+    def _body(materials_path, data_version, epochs, batch_size, patience, lr_scale, seed,
+              mlflow_experiment, register_models, promotion_margin, profile, params_file):
         s = configure_task(start_op(
             pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, profile=profile,
             params_file=params_file, materials_path=materials_path, data_version=data_version,
@@ -138,6 +125,37 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
             with dsl.If(register_models == True, name="register-models"):  # noqa: E712
                 register_then_check()
         return run_id
+
+    @dsl.pipeline(name=cfg.name, description=(
+        "Elastic moduli (K_VRH, G_VRH, GPa) of Fm-3m crystals from their 3D electronic charge "
+        f"density: {len(plan)} training tasks (profile {settings.profile})."))
+    def ecd_elastic(
+        materials_path: str = settings.paths.materials,
+        data_version: str = "",
+        epochs: int = tr.epochs,
+        batch_size: int = tr.batch_size,
+        patience: int = tr.patience,
+        lr_scale: float = 1.0,
+        seed: int = settings.seed,
+        mlflow_experiment: str = settings.mlflow.experiment,
+        register_models: bool = True,
+        promotion_margin: float = settings.registry.margin,
+        profile: str = settings.profile,
+        params_file: str = params_file,
+    ) -> str:
+        if not local:  # the exit task closes the MLflow parent run whatever happens
+            done = configure_task(finish_op(
+                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, profile=profile,
+                params_file=params_file, experiment=mlflow_experiment), cfg, "finish",
+                caching=False)
+            with dsl.ExitHandler(done, name="close-mlflow-run"):
+                _body(materials_path, data_version, epochs, batch_size, patience, lr_scale,
+                      seed, mlflow_experiment, register_models, promotion_margin, profile,
+                      params_file)
+            return done.output  # the pipeline run id (outputs may not leave the handler)
+        return _body(materials_path, data_version, epochs, batch_size, patience, lr_scale,
+                     seed, mlflow_experiment, register_models, promotion_margin, profile,
+                     params_file)
 
     return ecd_elastic
 

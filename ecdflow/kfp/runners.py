@@ -183,18 +183,10 @@ def publish_latest(settings: Settings, run_dir: Path) -> dict[str, Path]:
 
 def finish_run(settings: Settings, pipeline_run_id: str,
                failed_task: str | None = None) -> str | None:
-    """Close the MLflow parent run of a finished (or failed) pipeline run: its description gets
-    the results tables (Table 2/3 layout, ``ecdflow.results.format_tables``) and the report
-    path, its status ``FINISHED`` (``FAILED`` naming ``failed_task``). Returns the parent run
-    id, or None when the run has none."""
-    from ecdflow.results import collect_runs, format_tables, summarise
-    from ecdflow.tracking import finish_parent_run
+    """``ecdflow.results.finish_pipeline_run`` (the exit task of a cluster run calls the same)."""
+    from ecdflow.results import finish_pipeline_run
 
-    runs = collect_runs(settings, pipeline_run_id)
-    tables = format_tables(summarise(runs)) if len(runs) else {}
-    report = settings.path(settings.paths.reports_dir) / pipeline_run_id / "report.html"
-    return finish_parent_run(settings, pipeline_run_id, tables, failed_task=failed_task,
-                             report=str(report) if report.exists() else None)
+    return finish_pipeline_run(settings, pipeline_run_id, failed_task)
 
 
 def run_local(settings: Settings, params_file: str | Path | None = None,

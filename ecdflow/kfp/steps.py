@@ -202,3 +202,21 @@ def step_gate(profile: str, params_file: str, overrides: str, pipeline_run_id: s
             if v["candidate_value"] is not None:
                 verdict.log_metric(f"candidate_cv_{v['metric']}_gpa_{t}", v["candidate_value"])
     return json.dumps(out, sort_keys=True, default=str)
+
+
+def step_finish(pipeline_run_id: str, profile: str, params_file: str, experiment: str,
+                state: str, error_message: str = "") -> str:
+    """The exit task of a cluster run: close the MLflow parent run, FINISHED when the guarded
+    tasks ``state`` is ``SUCCEEDED``, else FAILED with the first line of ``error_message``
+    as the failing task. Returns ``pipeline_run_id`` (the cluster pipeline's output, as the
+    local pipeline returns it)."""
+    from ecdflow.results import finish_pipeline_run
+
+    settings = load_settings(params_file or None, profile or None,
+                             run_overrides(experiment=experiment))
+    failed = None
+    if state != "SUCCEEDED":
+        first = (error_message or "").strip().splitlines()
+        failed = f"{state or 'FAILED'}: {first[0][:200]}" if first else (state or "FAILED")
+    finish_pipeline_run(settings, pipeline_run_id, failed)
+    return pipeline_run_id

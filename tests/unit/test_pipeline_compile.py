@@ -18,7 +18,7 @@ from ecdflow.kfp.runners import compile_pipeline
 from ecdflow.kfp.steps import run_overrides, scaled_learning_rates, task_settings
 
 COMPONENTS = ["start", "preprocess", "validate", "train", "evaluate", "external", "register",
-              "gate"]
+              "gate", "finish"]
 
 
 def _load(path: Path) -> tuple[dict, dict]:
@@ -38,6 +38,37 @@ def _all_tasks(ir: dict) -> dict[str, dict]:
                 walk(sub)
             else:
                 out[task["taskInfo"]["name"]] = task
+
+    walk(ir["root"]["dag"])
+    return out
+
+
+def _task_keys(ir: dict) -> dict[str, str]:
+    """Display name -> task key, over the root DAG and every nested DAG (exit handler,
+    conditions)."""
+    out = {}
+
+    def walk(dag: dict) -> None:
+        for key, task in dag.get("tasks", {}).items():
+            out[task["taskInfo"]["name"]] = key
+            sub = ir["components"][task["componentRef"]["name"]].get("dag")
+            if sub:
+                walk(sub)
+
+    walk(ir["root"]["dag"])
+    return out
+
+
+def _nested_tasks(ir: dict) -> list[dict]:
+    """Every task dict of every DAG (groups included)."""
+    out = []
+
+    def walk(dag: dict) -> None:
+        for task in dag.get("tasks", {}).values():
+            out.append(task)
+            sub = ir["components"][task["componentRef"]["name"]].get("dag")
+            if sub:
+                walk(sub)
 
     walk(ir["root"]["dag"])
     return out
@@ -121,7 +152,7 @@ def test_caching_keyed_on_inputs_for_data_and_training_not_for_run_bound_steps(c
 
 def test_validation_gates_training_and_fusion_waits_for_its_parts(quick, compiled):
     ir, _, tasks = compiled
-    key_of = {t["taskInfo"]["name"]: k for k, t in ir["root"]["dag"]["tasks"].items()}
+    key_of = _task_keys(ir)
     for run, parts in dependencies(build_plan(quick)).items():
         deps = set(tasks[run.task_name]["dependentTasks"])
         assert {key_of[p.task_name] for p in parts} <= deps
@@ -137,7 +168,7 @@ def test_validation_gates_training_and_fusion_waits_for_its_parts(quick, compile
 
 def test_register_and_external_check_are_conditional_on_the_run_form_switch(compiled):
     ir, _, _ = compiled
-    conditions = [t for t in ir["root"]["dag"]["tasks"].values() if "triggerPolicy" in t]
+    conditions = [t for t in _nested_tasks(ir) if "condition" in t.get("triggerPolicy", {})]
     assert len(conditions) == 1
     assert "register_models" in conditions[0]["triggerPolicy"]["condition"]
     inner = ir["components"][conditions[0]["componentRef"]["name"]]["dag"]["tasks"]
@@ -145,6 +176,52 @@ def test_register_and_external_check_are_conditional_on_the_run_form_switch(comp
         "external-validation", "gate", "register"]
     assert inner["external"]["dependentTasks"] == ["register"]
     assert inner["gate"]["dependentTasks"] == ["external"]
+
+
+def test_cluster_run_closes_its_mlflow_run_in_an_exit_handler(compiled, quick, tmp_path):
+    """Whatever fails, a cluster run's last task ends the MLflow parent run (kfp.local has no
+    exit handlers: run-local closes it itself)."""
+    from kfp import compiler
+
+    from ecdflow.kfp.runners import build
+
+    ir, _, tasks = compiled
+    root = ir["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "finish"}
+    assert root["finish"]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert root["finish"]["dependentTasks"] == ["exit-handler-1"]
+    assert "status" in root["finish"]["inputs"]["parameters"]
+    guarded = {t["taskInfo"]["name"] for t in _nested_tasks(ir)} - {"finish"}
+    assert {"start", "preprocess", "validate", "evaluate", "register", "gate"} <= guarded
+    assert ir["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"][
+        "producerSubtask"] == "finish"
+    path = tmp_path / "local.yaml"
+    compiler.Compiler().compile(build(quick, local=True), str(path))
+    local, _ = _load(path)
+    assert "finish" not in {t["taskInfo"]["name"] for t in _nested_tasks(local)}
+
+
+def test_step_finish_ends_the_parent_run_with_the_final_state(tmp_path):
+    import mlflow
+
+    from ecdflow import tracking
+    from ecdflow.kfp.steps import step_finish
+
+    params = tmp_path / "params.yaml"
+    base = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    base["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    base["paths"]["work_dir"] = str(tmp_path / "work")
+    params.write_text(yaml.safe_dump(base))
+    s = load_settings(str(params), "quick")
+    for pid, state, status in (("ok-run", "SUCCEEDED", "FINISHED"),
+                               ("bad-run", "FAILED", "FAILED")):
+        parent = tracking.start_parent_run(s, pid)
+        assert step_finish(pid, "quick", str(params), "", state,
+                           "train-cnn3d failed\ntraceback...") == pid
+        run = mlflow.MlflowClient().get_run(parent)
+        assert run.info.status == status
+        if status == "FAILED":
+            assert run.data.tags[tracking.TAG_FAILED_TASK] == "FAILED: train-cnn3d failed"
 
 
 def test_run_form_parameters_are_typed_with_profile_defaults(quick, compiled):
