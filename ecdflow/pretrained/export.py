@@ -17,8 +17,7 @@ What is written beside the MLflow model (same layout as ``ecdflow.pretrained.bui
   naming the shipped model and its source.
 
 The pyfunc's bundled copy of the ecdflow code (``code/``) is dropped: the shipped model runs
-inside the installed ecdflow (it would otherwise put an old copy of the package first on
-``sys.path``).
+inside the installed ecdflow, never beside an older copy of the package.
 """
 
 from __future__ import annotations
