@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ecdflow.model_card import model_card
 from ecdflow.models import MODELS
-from ecdflow.registry import model_card
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
