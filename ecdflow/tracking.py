@@ -154,6 +154,32 @@ def start_parent_run(settings: Settings, pipeline_run_id: str) -> str:
     return run.info.run_id
 
 
+def reopen_parent_run(parent_run_id: str) -> None:
+    """A resumed pipeline run's parent run: back to ``RUNNING`` (it may have ended ``FAILED``
+    or been left ``RUNNING`` by a killed process), without its failed-task tag."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(parent_run_id)
+    if TAG_FAILED_TASK in run.data.tags:
+        client.delete_tag(parent_run_id, TAG_FAILED_TASK)
+    if run.info.status != "RUNNING":
+        client.update_run(parent_run_id, status="RUNNING")
+
+
+def unfinished_pipeline_run(settings: Settings) -> str | None:
+    """The newest pipeline run of ``settings.profile`` whose parent run did not finish
+    (stopped, killed or failed), or None: what ``run-local --resume latest`` continues."""
+    import mlflow
+
+    exp_id = configure(settings)
+    found = mlflow.MlflowClient().search_runs(
+        [exp_id], filter_string=f"tags.\"{TAG_ROLE}\" = 'parent' and "
+        f"tags.\"{TAG_PROFILE}\" = '{settings.profile}' and attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0].data.tags.get(TAG_PIPELINE_RUN) if found else None
+
+
 def find_parent_run(settings: Settings, pipeline_run_id: str) -> str | None:
     """The parent run id of a pipeline run, or None."""
     import mlflow

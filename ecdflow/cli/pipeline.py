@@ -115,11 +115,15 @@ def compile_cmd(ctx: click.Context, out: str | None, materials: str | None,
 @click.option("--containers", "image", default=None, metavar="IMAGE",
               help="Run every task in IMAGE (kfp.local DockerRunner, DOCKER_HOST; without "
                    "Docker: infra/podman/docker-socket.sh), under <work_dir>/kfp-containers.")
+@click.option("--resume", default=None, metavar="RUN_ID|latest",
+              help="Continue a stopped pipeline run under its own id (`latest`: the newest "
+                   "unfinished run of this profile; none: start a new one): finished training "
+                   "runs are reused, unfinished fits resume from their checkpoints.")
 @plan_options
 @click.pass_context
 def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
-                  image: str | None, materials: str | None, models: str | None,
-                  folds: str | None) -> None:
+                  image: str | None, resume: str | None, materials: str | None,
+                  models: str | None, folds: str | None) -> None:
     """Run the whole pipeline here with kfp.local (subprocesses of this Python), tracking to
     the configured MLflow store: one progress line per task (`ecdflow -v ...` shows the tasks'
     own output; it is always in .ecdflow/logs/), then the results, the registered versions and
@@ -161,6 +165,20 @@ def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,
         s = load(ctx, overrides or None)
     click.echo(f"running {s.pipeline.name} locally (profile {s.profile}); MLflow: "
                f"{s.tracking_uri}")
+    if resume:
+        from ecdflow.tracking import unfinished_pipeline_run
+
+        rid = unfinished_pipeline_run(s) if resume == "latest" else resume
+        if resume != "latest":
+            from ecdflow.tracking import find_parent_run
+
+            if find_parent_run(s, rid) is None:
+                raise click.UsageError(f"--resume {rid}: no such pipeline run in {s.tracking_uri}")
+        if rid:
+            args["resume_run_id"] = rid
+            click.echo(f"resuming pipeline run {rid}")
+        else:
+            click.echo(f"no unfinished {s.profile} pipeline run to resume: starting a new one")
     _echo_skips(s)
     if image:
         click.echo(f"tasks in containers of {image}; settings: {params_file}")

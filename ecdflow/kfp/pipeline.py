@@ -79,13 +79,14 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
     tr = settings.training
 
     def _body(materials_path, data_version, epochs, batch_size, patience, lr_scale, seed,
-              mlflow_experiment, register_models, promotion_margin, profile, params_file):
+              mlflow_experiment, register_models, promotion_margin, profile, params_file,
+              resume_run_id):
         s = configure_task(start_op(
             pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, profile=profile,
             params_file=params_file, materials_path=materials_path, data_version=data_version,
             epochs=epochs, batch_size=batch_size, patience=patience, lr_scale=lr_scale,
-            seed=seed, experiment=mlflow_experiment, margin=promotion_margin),
-            cfg, "start", caching=False)
+            seed=seed, experiment=mlflow_experiment, margin=promotion_margin,
+            resume_run_id=resume_run_id), cfg, "start", caching=False)
         common = {"profile": profile, "params_file": params_file,
                   "overrides": s.outputs["overrides"]}
         run_id = s.outputs["run_id"]
@@ -142,6 +143,7 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
         promotion_margin: float = settings.registry.margin,
         profile: str = settings.profile,
         params_file: str = params_file,
+        resume_run_id: str = "",
     ) -> str:
         if not local:  # the exit task closes the MLflow parent run whatever happens
             done = configure_task(finish_op(
@@ -151,11 +153,11 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
             with dsl.ExitHandler(done, name="close-mlflow-run"):
                 _body(materials_path, data_version, epochs, batch_size, patience, lr_scale,
                       seed, mlflow_experiment, register_models, promotion_margin, profile,
-                      params_file)
+                      params_file, resume_run_id)
             return done.output  # the pipeline run id (outputs may not leave the handler)
         return _body(materials_path, data_version, epochs, batch_size, patience, lr_scale,
                      seed, mlflow_experiment, register_models, promotion_margin, profile,
-                     params_file)
+                     params_file, resume_run_id)
 
     return ecd_elastic
 

@@ -90,18 +90,27 @@ def data_fingerprint(settings: Settings, data_version: str = "") -> str:
 
 def step_start(pipeline_run_id: str, profile: str, params_file: str, materials_path: str,
                data_version: str, epochs: int, batch_size: int, patience: int,
-               lr_scale: float, seed: int, experiment: str, margin: float) -> StartOutputs:
+               lr_scale: float, seed: int, experiment: str, margin: float,
+               resume_run_id: str = "") -> StartOutputs:
     """Check the run parameters (a bad value fails here, in one line), create the MLflow
-    parent run and hand the overrides on to the other tasks."""
+    parent run and hand the overrides on to the other tasks.
+
+    ``resume_run_id``: continue that pipeline run instead (its id goes on to every task, so a
+    training task whose run already finished reuses it, and KFP's cache sees the same inputs);
+    its parent run is reopened (``RUNNING``, failed-task tag removed)."""
     from ecdflow.config import deep_merge
-    from ecdflow.tracking import TAG_DATA_VERSION, start_parent_run
+    from ecdflow.tracking import TAG_DATA_VERSION, reopen_parent_run, start_parent_run
 
     ov = run_overrides(materials_path, epochs, batch_size, patience, seed, experiment, margin)
     settings = load_settings(params_file or None, profile or None, ov)
     ov = deep_merge(ov, scaled_learning_rates(settings, lr_scale))
     settings = load_settings(params_file or None, profile or None, ov)
     fingerprint = data_fingerprint(settings, data_version)
+    if resume_run_id:
+        pipeline_run_id = resume_run_id
     parent = start_parent_run(settings, pipeline_run_id)
+    if resume_run_id:
+        reopen_parent_run(parent)
     if data_version:
         import mlflow
 

@@ -89,3 +89,40 @@ def test_composition_only_table_through_the_pipeline(formulas):
     assert pred["error"][0] == ""
     assert pred["prediction"][1] is None or not math.isfinite(pred["prediction"][1])
     assert "Ar has no Magpie" in pred["error"][1], pred["error"][1]
+
+
+def test_resume_continues_a_stopped_run_under_its_own_id(formulas):
+    """`run-local --resume latest` continues the newest unfinished run: same pipeline run id,
+    same parent run (reopened, then FINISHED), finished training runs reused (not trained or
+    logged again); an unknown id is one line and exit 2."""
+    import mlflow
+    from click.testing import CliRunner
+
+    from ecdflow.cli import cli
+    from ecdflow.config import load_settings
+    from ecdflow.tracking import TAG_FAILED_TASK, find_parent_run, pipeline_runs
+
+    pfile, table, _ = formulas
+    base = ["--params", str(pfile), "--profile", "compo", "pipeline", "run-local",
+            "--materials", str(table), "--models", "rf_magpie"]
+    first = CliRunner().invoke(cli, base)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    rid = re.search(r"pipeline run (\S+): \d+ tasks", first.output).group(1)
+    s = load_settings(str(pfile), "compo")
+    parent = find_parent_run(s, rid)
+    client = mlflow.MlflowClient()
+    client.set_terminated(parent, "FAILED")  # as a stopped or failed run leaves it
+    client.set_tag(parent, TAG_FAILED_TASK, "train-rf-magpie-k-vrh-cv-1")
+    runs_before = {r.info.run_id for r in pipeline_runs(s, rid)}
+
+    again = CliRunner().invoke(cli, [*base, "--resume", "latest"])
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    assert f"resuming pipeline run {rid}" in again.output
+    assert re.search(r"pipeline run (\S+): \d+ tasks", again.output).group(1) == rid
+    assert find_parent_run(s, rid) == parent
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED" and TAG_FAILED_TASK not in run.data.tags
+    assert {r.info.run_id for r in pipeline_runs(s, rid)} == runs_before  # all reused
+
+    bad = CliRunner().invoke(cli, [*base, "--resume", "no-such-run"])
+    assert bad.exit_code == 2 and "--resume no-such-run: no such pipeline run" in bad.output

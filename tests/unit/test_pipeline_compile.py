@@ -232,7 +232,8 @@ def test_run_form_parameters_are_typed_with_profile_defaults(quick, compiled):
         "materials_path": "STRING", "data_version": "STRING", "epochs": "NUMBER_INTEGER",
         "batch_size": "NUMBER_INTEGER", "patience": "NUMBER_INTEGER", "lr_scale": "NUMBER_DOUBLE",
         "seed": "NUMBER_INTEGER", "mlflow_experiment": "STRING", "register_models": "BOOLEAN",
-        "promotion_margin": "NUMBER_DOUBLE", "profile": "STRING", "params_file": "STRING"}
+        "promotion_margin": "NUMBER_DOUBLE", "profile": "STRING", "params_file": "STRING",
+        "resume_run_id": "STRING"}
     assert params["epochs"]["defaultValue"] == quick.training.epochs == 8
     assert params["profile"]["defaultValue"] == "quick"
     assert params["materials_path"]["defaultValue"] == quick.paths.materials
