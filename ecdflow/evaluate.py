@@ -248,6 +248,10 @@ def tsne_features(settings: Settings, max_materials: int | None = 600
     return mats[ok].reset_index(drop=True), z
 
 
+TSNE_COLUMNS = 4
+"""Panels per row of the t-SNE figures (11 held-out elements: 3 rows of 4)."""
+
+
 def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
               max_materials: int | None = 600,
               features: tuple[pd.DataFrame, dict[str, np.ndarray]] | None = None) -> list[Path]:
@@ -267,8 +271,12 @@ def tsne_maps(settings: Settings, elements: list[str], out_dir: Path,
         emb = TSNE(2, perplexity=min(30.0, (len(x) - 1) / 3), random_state=settings.seed,
                    init="pca").fit_transform(x)
         panels = elements or [""]
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-        for ax, el in zip(axes[0], panels, strict=True):
+        cols = min(len(panels), TSNE_COLUMNS)
+        rows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.set_axis_off()
+        for ax, el in zip(axes.flat, panels, strict=False):
             if el:
                 test = mats.elements.map(lambda es, el=el: el in es).to_numpy()
                 ax.scatter(emb[~test, 0], emb[~test, 1], s=6, c="tab:blue", label="train")

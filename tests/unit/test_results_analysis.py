@@ -197,3 +197,22 @@ def test_tsne_sample_spans_the_table_not_its_head(n):
     assert len(set(mats.family)) > len(head_families)
     again, _ = tsne_features(s, n)
     assert list(again.material_id) == list(mats.material_id)  # seeded
+
+
+@pytest.mark.parametrize("elements,shape", [([], (1, 1)),
+                                             (["F", "K", "Rb", "Cs", "Na", "Cl", "In", "Br",
+                                               "Li", "Sc", "Tl"], (3, 4))])
+def test_tsne_panels_wrap_in_rows_of_four(tmp_path, elements, shape):
+    """11 held-out elements make a 3 x 4 grid (one row of 11 panels was 44 inches wide)."""
+    from PIL import Image
+
+    from ecdflow.config import load_settings
+    from ecdflow.evaluate import tsne_features, tsne_maps
+
+    s = load_settings(profile="quick", overrides={"density": {"grid": 8}})
+    feats = tsne_features(s, 30)
+    paths = tsne_maps(s, elements, tmp_path, features=feats)
+    w, h = Image.open(paths[0]).size
+    rows, cols = shape
+    assert w == pytest.approx(4 * cols * 90, rel=0.02) and h == pytest.approx(4 * rows * 90,
+                                                                              rel=0.02)
