@@ -2,9 +2,14 @@
 60^3 grid, 5 folds x 2 repeats, 11 LOEO elements), from its kfp.local log and, optionally,
 its MLflow store.
 
-Run: ``python -m bench standard --log <work_dir>/logs/run-local-<time>.log
-[--tracking-uri URI] [--pipeline-run-id ID] [--profile standard]``. Writes
-bench/results/standard.json and standard.md.
+Run: ``python -m bench standard --logs-dir <work_dir>/logs`` (every attempt of the newest
+log's pipeline run, or of ``--pipeline-run-id ID``) or ``--log <run-local log>`` (repeatable:
+the attempts of one run stopped and continued with ``run-local --resume``)
+``[--tracking-uri URI] [--profile standard]``. Writes bench/results/standard.json and
+standard.md. Across attempts, the wall time is the sum of the attempts' spans, the steps run
+again and the training tasks that only reused finished runs are "restart overhead", and each
+training task is counted once, with the wall seconds of every attempt where it ran epochs
+(``summarise``).
 
 Sources: the log (``bench.kfp_log``) gives every task's wall time and each training run's
 ``train_seconds`` and epochs (the ``ecdflow.train`` line), and a restart's resume epoch; the
@@ -653,6 +658,7 @@ def main(argv: list[str] | None = None) -> dict:
                   str(x["path"]) in a.log]
         if not parsed:
             _fail(f"--logs-dir {a.logs_dir}: no log of pipeline run {run_id}")
+        newest = max(parsed, key=lambda x: x["first_start"])
     others = sorted({str(x["pipeline_run_id"]) for x in parsed} - {str(run_id)})
     if len(parsed) > 1 and others:
         _fail(f"the logs belong to other pipeline runs ({', '.join(others)}) than {run_id}: "
