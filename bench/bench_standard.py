@@ -497,8 +497,12 @@ def markdown(r: dict) -> str:
         md.append(f"Wall time, first task start to last task end: **{_h(r['wall_s'])}** "
                   f"({r['wall_s']:.0f} s).")
     else:
-        md.append(f"Elapsed so far, first task start ({r['first_task_start']}) to the latest "
-                  f"stamp in the log ({r['last_seen']}): **{_h(r['wall_s'])}** "
+        n = len(r.get("attempts") or [])
+        md.append((f"Elapsed so far, the sum of the {n} attempts' spans (below), first task "
+                   f"start {r['first_task_start']}, latest stamp in the newest log "
+                   f"{r['last_seen']}: " if n > 1 else
+                   f"Elapsed so far, first task start ({r['first_task_start']}) to the latest "
+                   f"stamp in the log ({r['last_seen']}): ") + f"**{_h(r['wall_s'])}** "
                   f"({r['wall_s']:.0f} s). Open task(s): {', '.join(r['open_tasks']) or 'none'}"
                   ". The log is block-buffered, so it lags the run by up to a few tasks"
                   + (f" (the last training run in MLflow ended {r['mlflow_last_end']})"
@@ -560,7 +564,10 @@ def markdown(r: dict) -> str:
     for name, s in r["steps"].items():
         share = f"{s['seconds'] / r['wall_s']:.1%}" if r["wall_s"] else "-"
         md.append(f"| {name} | {s['tasks']} | {s['seconds']:.1f} | {share} |")
-    md += ["", "## Per model (finished training tasks)", "",
+    md += ["", "## Per model (training tasks, each counted once)", "",
+           "A task counts the wall seconds of every attempt where it ran epochs (a task killed "
+           "by a stop: its elapsed part, then its resumed part); `reused` counts the tasks a "
+           "later attempt found finished (their seconds are restart overhead, not here).", "",
            "`train_seconds` spans the training function from reading the records index to "
            "the logged model (data loading, fit, test prediction, artifact logging); the task "
            "overhead is the rest of the task's wall time (subprocess start, imports, kfp "
@@ -586,12 +593,19 @@ def markdown(r: dict) -> str:
                   f"{_v(p['n_train_mean'])} |")
     resumed = [t for t in r["train_tasks"] if t["resumed"] or t["reused"]]
     if resumed:
-        md += ["", "Resumed / reused tasks (counted apart from the means):", ""]
+        md += ["", "Resumed tasks (counted apart from the means; attempts where they ran "
+               "epochs in brackets):", ""]
+        if any(t.get("parts", [1])[0] == 1 and not t.get("killed_s") for t in resumed):
+            md += ["A task resumed in the first attempt continued a checkpoint written before "
+                   "this pipeline run began (by an earlier run, restarted before `--resume` "
+                   "existed): the epochs before its resume are not in this wall time.", ""]
         for t in resumed:
             how = ", ".join(f"{x['run']} from epoch {x['resumed_from']}" for x in t["runs"]
-                            if x["resumed_from"]) or "reused a finished run"
+                            if x["resumed_from"]) or "no epoch checkpoint logged"
             md.append(f"- {t['task']} ({t['model']} {t['target']} {t['split']}): "
-                      f"{t['seconds']:.0f} s; {how}")
+                      f"{t['seconds']:.0f} s"
+                      + (f" [attempts {', '.join(map(str, t['parts']))}; killed part "
+                         f"{t['killed_s']:.0f} s]" if t.get("killed_s") else "") + f"; {how}")
     return "\n".join(md) + "\n"
 
 
