@@ -30,7 +30,7 @@ run: setup ## Run the whole pipeline locally (kfp.local) on the bundled data, qu
 standard: setup ## The paper's protocol on 2 CPU cores (profile `standard`, hours; resumable: run it again after a stop), then docs/results/ and bench/results/standard.md
 	ECDFLOW_NO_PROGRESS=1 nice -n 5 $(BIN)/ecdflow --profile standard pipeline run-local --resume latest
 	$(BIN)/ecdflow --profile standard results
-	$(BIN)/python -m bench standard --log "$$(ls -t .ecdflow/logs/run-local-*.log | head -1)" \
+	$(BIN)/python -m bench standard --logs-dir .ecdflow/logs \
 	  --tracking-uri "sqlite:///$(CURDIR)/.ecdflow/mlflow.db" > /dev/null
 
 ship: setup ## Ship what the newest standard run registered (ecdflow/pretrained/), then the sanity table

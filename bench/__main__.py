@@ -3,7 +3,8 @@ under bench/results/, then an index (bench/results/index.md) with the machine no
 
 Run one with `python -m bench ecd` (module names without the `bench_` prefix). Benchmarks of a
 run made elsewhere take their own arguments and are run by name only, not by `make bench`:
-`python -m bench standard --log <run-local log> [--tracking-uri URI]` (bench/bench_standard.py).
+`python -m bench standard --logs-dir <work_dir>/logs [--tracking-uri URI]`
+(bench/bench_standard.py).
 """
 
 from __future__ import annotations

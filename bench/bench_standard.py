@@ -2,9 +2,14 @@
 60^3 grid, 5 folds x 2 repeats, 11 LOEO elements), from its kfp.local log and, optionally,
 its MLflow store.
 
-Run: ``python -m bench standard --log <work_dir>/logs/run-local-<time>.log
-[--tracking-uri URI] [--pipeline-run-id ID] [--profile standard]``. Writes
-bench/results/standard.json and standard.md.
+Run: ``python -m bench standard --logs-dir <work_dir>/logs`` (every attempt of the newest
+log's pipeline run, or of ``--pipeline-run-id ID``) or ``--log <run-local log>`` (repeatable:
+the attempts of one run stopped and continued with ``run-local --resume``)
+``[--tracking-uri URI] [--profile standard]``. Writes bench/results/standard.json and
+standard.md. Across attempts, the wall time is the sum of the attempts' spans, the steps run
+again and the training tasks that only reused finished runs are "restart overhead", and each
+training task is counted once, with the wall seconds of every attempt where it ran epochs
+(``summarise``).
 
 Sources: the log (``bench.kfp_log``) gives every task's wall time and each training run's
 ``train_seconds`` and epochs (the ``ecdflow.train`` line), and a restart's resume epoch; the
@@ -157,8 +162,8 @@ def train_tasks(log: dict, mlflow_runs: list[dict] | None = None) -> list[dict]:
                          "resumed_from": max(r["resumed_from"], ml.get("resumed_from_epoch") or 0),
                          "n_train": ml.get("n_train"), "epochs_max": ml.get("epochs_max")})
         outputs = t["output"] if isinstance(t["output"], list) else []
-        reused = any(isinstance(o, dict) and o.get("reused") for o in outputs) or (
-            t["status"] == "SUCCESS" and not runs)
+        reused = (bool(outputs) and all(isinstance(o, dict) and o.get("reused") for o in outputs)
+                  and not runs) or (t["status"] == "SUCCESS" and not runs)
         rows.append({"task": t["task"], "model": p.get("model") or (runs[0]["model"] if runs
                                                                      else "?"),
                      "target": p.get("target"), "split": p.get("split"),
@@ -288,31 +293,125 @@ def project(plan: list[dict], rows: list[dict], open_tasks: list[dict], per_mode
         "finished_not_in_plan": unplanned}
 
 
-def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict] | None = None,
-              epochs_max: int | None = None, keras: dict[str, bool] | None = None,
-              prior_runs: list[dict] | None = None) -> dict:
-    """The whole report from a parsed log (``bench.kfp_log.parse_kfp_log``), the plan
-    (``load_plan``), MLflow's training runs (``mlflow_train_runs``) and which models train by
-    epochs (``keras``: model -> bool; default: a run of more than one epoch); ``prior_runs``:
-    MLflow training runs of earlier attempts (other pipeline runs), used only for the
-    estimates of the projection (a restarted run's resumed tasks say nothing of their cost).
-
-    ``where`` splits the wall time (first task start to the last task end, or to the latest
-    stamp of an unfinished run) into rows that add up to it exactly: each non-training step,
-    each model's ``train_seconds`` and its task overhead, the open task's elapsed part and the
-    time between tasks.
-    """
-    rows = train_tasks(log, mlflow_runs)
+def _span_end(log: dict) -> datetime | None:
     finished = log["pipeline_end"] is not None and not log["open"]
-    first = log["first_start"]
-    last = log["last_end"] if finished else log["last_seen"]
-    wall = (last - first).total_seconds() if first and last else 0.0
+    return log["last_end"] if finished else log["last_seen"]
+
+
+def _key(t: dict) -> tuple:
+    p = t["params"]
+    return (p.get("model"), p.get("target"), p.get("split"))
+
+
+def summarise(logs: dict | list[dict], plan: list[dict] | None = None,
+              mlflow_runs: list[dict] | None = None, epochs_max: int | None = None,
+              keras: dict[str, bool] | None = None,
+              prior_runs: list[dict] | None = None) -> dict:
+    """The whole report from the parsed log(s) of one pipeline run
+    (``bench.kfp_log.parse_kfp_log``; several: its attempts, a run stopped and continued with
+    ``run-local --resume``, in any order), the plan (``load_plan``), MLflow's training runs
+    (``mlflow_train_runs``) and which models train by epochs (``keras``: model -> bool;
+    default: a run of more than one epoch); ``prior_runs``: MLflow training runs of earlier
+    pipeline runs, used only for the estimates of the projection.
+
+    Wall time: the sum over attempts of each attempt's span (first task start to the last
+    task end of a finished attempt, else to its latest time stamp). Each training task
+    (model, target, split) is counted once, under its model, with the wall seconds of every
+    attempt where it ran epochs: a finished task that trained, and a task open when an
+    earlier attempt stopped (killed mid-task: its elapsed part). A training task that only
+    reused finished MLflow runs, and a non-training task (start, preprocess, ...) run again
+    by a later attempt, are ``restart overhead``. ``where`` splits the wall time into rows
+    that add up to it exactly.
+    """
+    logs = sorted(logs if isinstance(logs, list) else [logs], key=lambda x: x["first_start"])
+    final = logs[-1]
+    finished = final["pipeline_end"] is not None and not final["open"]
+    attempts, merged, reused_rows, restart = [], {}, [], {}
+    seen_steps: set[str] = set()
     steps: dict[str, dict] = {}
-    for t in log["tasks"]:
-        s = steps.setdefault(t["step"], {"tasks": 0, "seconds": 0.0})
-        s["tasks"] += 1
-        s["seconds"] = round(s["seconds"] + t["seconds"], 3)
+    still_open: list[dict] = []
+    between, spans = 0.0, []
+    for i, log in enumerate(logs):
+        first, last = log["first_start"], _span_end(log)
+        end_from = "log"
+        if i < len(logs) - 1 and last is not None:
+            # a stopped attempt's log lags it (block-buffered): a training run of this
+            # pipeline run that MLflow saw end after the log's last stamp and before the next
+            # attempt started ended in this attempt (MLflow's end time: local time, as the log)
+            later = [e for e in (datetime.fromisoformat(m["end"]) for m in mlflow_runs or []
+                                 if m.get("end")) if last < e < logs[i + 1]["first_start"]]
+            if later:
+                last, end_from = max(later), "MLflow run end"
+        span = (last - first).total_seconds() if first and last else 0.0
+        is_last = i == len(logs) - 1
+        rows = {r["task"]: r for r in train_tasks(log, mlflow_runs)}
+        accounted = 0.0
+        for t in log["tasks"]:
+            accounted += t["seconds"]
+            if t["step"] == "train":
+                r = rows[t["task"]]
+                if r["reused"]:
+                    reused_rows.append({**r, "attempt": i + 1})
+                    continue
+                m = merged.setdefault(_key(t), {**r, "parts": [], "killed_s": 0.0,
+                                                "seconds": 0.0, "train_s": 0.0,
+                                                "overhead_s": 0.0, "runs": []})
+                m["parts"].append(i + 1)
+                m["status"] = r["status"] if m["status"] != "SUCCESS" else m["status"]
+                for k in ("seconds", "train_s", "overhead_s"):
+                    m[k] = round(m[k] + r[k], 3)
+                m["runs"] += r["runs"]
+                m["task"] = r["task"]
+            elif t["task"] in seen_steps:
+                what = f"{t['step']} run again"
+                restart[what] = round(restart.get(what, 0.0) + t["seconds"], 3)
+                continue
+            seen_steps.add(t["task"])
+            s = steps.setdefault(t["step"], {"tasks": 0, "seconds": 0.0})
+            s["tasks"] += t["step"] != "train"
+            s["seconds"] = round(s["seconds"] + t["seconds"], 3)
+        for t in log["open"]:
+            secs = (last - t["start"]).total_seconds() if last else 0.0
+            accounted += secs
+            if is_last:
+                still_open.append({"task": t["task"], "seconds": secs})
+            elif t["step"] == "train":
+                r = train_tasks({"tasks": [{**t, "seconds": secs, "status": None}]})[0]
+                m = merged.setdefault(_key(t), {**r, "parts": [], "killed_s": 0.0,
+                                                "seconds": 0.0, "train_s": 0.0,
+                                                "overhead_s": 0.0, "runs": []})
+                m["parts"].append(i + 1)
+                m["killed_s"] = round(m["killed_s"] + secs, 3)
+                m["seconds"] = round(m["seconds"] + secs, 3)
+                m["runs"] += r["runs"]
+                steps.setdefault("train", {"tasks": 0, "seconds": 0.0})
+                steps["train"]["seconds"] = round(steps["train"]["seconds"] + secs, 3)
+            else:
+                what = f"{t['step']} killed by a stop"
+                restart[what] = round(restart.get(what, 0.0) + secs, 3)
+        between += span - accounted
+        spans.append(span)
+        attempts.append({"attempt": i + 1, "log": log.get("name"),
+                         "first_task_start": _iso(first), "end": _iso(last), "end_from": end_from,
+                         "span_s":
+                         round(span, 1), "finished": log["pipeline_end"] is not None
+                         and not log["open"], "open_tasks": [t["task"] for t in log["open"]],
+                         "reused_tasks": sum(r["reused"] for r in rows.values()),
+                         "trained_tasks": sum(not r["reused"] for r in rows.values())})
+    rows = list(merged.values())
+    for r in rows:
+        r["resumed"] = r["resumed"] or len(r["parts"]) > 1 or r["killed_s"] > 0
+        r["reused"] = False
+    if "train" in steps:
+        steps["train"]["tasks"] = len(rows)
+    if reused_rows:
+        restart[f"training tasks reusing finished runs ({len(reused_rows)})"] = round(
+            sum(r["seconds"] for r in reused_rows), 3)
+    wall = round(sum(spans), 3)
     per_model = _per_model(rows, epochs_max, keras or {})
+    for model, pm in per_model.items():
+        pm["killed_s"] = round(sum(r["killed_s"] for r in rows if r["model"] == model), 1)
+        pm["reused_tasks"] = sum(r["model"] == model for r in reused_rows)
     where: list[dict] = []
     for step, s in steps.items():
         if step != "train":
@@ -322,25 +421,32 @@ def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict]
                       "seconds": pm["train_s"]})
         where.append({"what": f"train {model}: task overhead (start-up, imports, lookup)",
                       "seconds": pm["overhead_s"]})
-    open_s = 0.0
-    for t in log["open"]:
-        secs = (last - t["start"]).total_seconds() if last else 0.0
-        open_s += secs
-        where.append({"what": f"{t['task']} (still open, elapsed so far)", "seconds": secs})
-    accounted = sum(s["seconds"] for s in steps.values()) + open_s
-    where.append({"what": "between tasks (kfp.local bookkeeping)",
-                  "seconds": wall - accounted})
+        if pm["killed_s"]:
+            where.append({"what": f"train {model}: task killed mid-way by a stop (its "
+                          "elapsed part, resumed later)", "seconds": pm["killed_s"]})
+    for what, secs in restart.items():
+        where.append({"what": f"restart overhead: {what}", "seconds": secs})
+    for t in still_open:
+        where.append({"what": f"{t['task']} (still open, elapsed so far)",
+                      "seconds": t["seconds"]})
+    where.append({"what": "between tasks (kfp.local bookkeeping)", "seconds": between})
     for w in where:
         w["seconds"] = round(w["seconds"], 1)
         w["share"] = round(w["seconds"] / wall, 4) if wall else None
     where.sort(key=lambda w: -w["seconds"])
-    res = {"finished": finished, "pipeline_run_id": log["pipeline_run_id"],
-           "profile": log["profile"], "first_task_start": _iso(first),
-           "last_task_end": _iso(log["last_end"]), "last_seen": _iso(log["last_seen"]),
-           "wall_s": round(wall, 1), "steps": steps, "per_model": per_model,
-           "where": where, "open_tasks": [t["task"] for t in log["open"]],
-           "train_tasks": rows, "mlflow_runs": len(mlflow_runs) if mlflow_runs is not None
-           else None}
+    last = _span_end(final)
+    res = {"finished": finished, "pipeline_run_id": final["pipeline_run_id"],
+           "profile": final["profile"], "first_task_start": _iso(logs[0]["first_start"]),
+           "last_task_end": _iso(final["last_end"]), "last_seen": _iso(final["last_seen"]),
+           "wall_s": round(wall, 1), "attempts": attempts,
+           "restart_overhead_s": round(sum(restart.values()), 1),
+           "restart_overhead": {k: round(v, 1) for k, v in restart.items()},
+           "steps": steps, "per_model": per_model,
+           "where": where, "open_tasks": [t["task"] for t in final["open"]],
+           "train_tasks": rows, "reused_tasks": [
+               {k: r[k] for k in ("attempt", "task", "model", "target", "split", "seconds")}
+               for r in reused_rows],
+           "mlflow_runs": len(mlflow_runs) if mlflow_runs is not None else None}
     seen = {(r["model"], r["target"], r["split"]) for r in rows}
     res["mlflow_only_runs"] = sum((m["model"], m["target"], m["split"]) not in seen
                                   for m in mlflow_runs or [])
@@ -349,7 +455,7 @@ def summarise(log: dict, plan: list[dict] | None = None, mlflow_runs: list[dict]
     res["mlflow_last_end"] = max((m["end"] for m in mlflow_runs or [] if m.get("end")),
                                  default=None)
     if not finished and plan is not None:
-        res["projection"] = project(plan, rows, log["open"], per_model, last,
+        res["projection"] = project(plan, rows, final["open"], per_model, last,
                                     [*(mlflow_runs or []), *(prior_runs or [])])
         res["projection"]["total_s"] = round(wall + res["projection"]["seconds_left"], 1)
     return res
@@ -391,8 +497,12 @@ def markdown(r: dict) -> str:
         md.append(f"Wall time, first task start to last task end: **{_h(r['wall_s'])}** "
                   f"({r['wall_s']:.0f} s).")
     else:
-        md.append(f"Elapsed so far, first task start ({r['first_task_start']}) to the latest "
-                  f"stamp in the log ({r['last_seen']}): **{_h(r['wall_s'])}** "
+        n = len(r.get("attempts") or [])
+        md.append((f"Elapsed so far, the sum of the {n} attempts' spans (below), first task "
+                   f"start {r['first_task_start']}, latest stamp in the newest log "
+                   f"{r['last_seen']}: " if n > 1 else
+                   f"Elapsed so far, first task start ({r['first_task_start']}) to the latest "
+                   f"stamp in the log ({r['last_seen']}): ") + f"**{_h(r['wall_s'])}** "
                   f"({r['wall_s']:.0f} s). Open task(s): {', '.join(r['open_tasks']) or 'none'}"
                   ". The log is block-buffered, so it lags the run by up to a few tasks"
                   + (f" (the last training run in MLflow ended {r['mlflow_last_end']})"
@@ -419,6 +529,31 @@ def markdown(r: dict) -> str:
             if pr["finished_not_in_plan"]:
                 md += ["", "Finished tasks not in the plan built here (the run used another "
                        f"configuration?): {', '.join(pr['finished_not_in_plan'])}."]
+    ats = r.get("attempts") or []
+    if len(ats) > 1:
+        md += ["", f"## Attempts ({len(ats)}: the run was stopped and continued with "
+               "`run-local --resume`)", "",
+               f"Wall time = the sum of the attempts' spans (first task start to the last task "
+               f"end, or to the latest stamp of a stopped attempt or the latest end of a "
+               f"training run MLflow saw finish before the next attempt began; the time "
+               f"between attempts is not counted, nor what a stopped attempt did after that): "
+               f"**{_h(r['wall_s'])}**. Restart overhead "
+               f"(non-training tasks run again, "
+               f"training tasks that only reused finished runs): **{_h(r['restart_overhead_s'])}**"
+               + (" (" + ", ".join(f"{k}: {v:.0f} s" for k, v in r["restart_overhead"].items())
+                  + ")" if r["restart_overhead"] else "") + ". A training task killed by a "
+               "stop and resumed from its checkpoint counts, under its model, the wall seconds "
+               "of every attempt where it ran epochs.", "",
+               "| attempt | log | first task start | end (last stamp, or a later MLflow run end) "
+               "| span | trained tasks | "
+               "reused tasks | open at its end | log last written |",
+               "|---|---|---|---|---|---|---|---|---|"]
+        for a in ats:
+            md.append(f"| {a['attempt']} | `{a['log']}` | {a['first_task_start']} | {a['end']}"
+                      + (f" ({a['end_from']})" if a.get("end_from", "log") != "log" else "")
+                      + " "
+                      f"| {_h(a['span_s'])} | {a['trained_tasks']} | {a['reused_tasks']} | "
+                      f"{', '.join(a['open_tasks']) or '-'} | {_v(a.get('log_mtime'))} |")
     md += ["", "## Where the time goes", "",
            "Rows add up to the wall time above; sorted by share.", "",
            "| what | seconds | share |", "|---|---|---|"]
@@ -429,7 +564,10 @@ def markdown(r: dict) -> str:
     for name, s in r["steps"].items():
         share = f"{s['seconds'] / r['wall_s']:.1%}" if r["wall_s"] else "-"
         md.append(f"| {name} | {s['tasks']} | {s['seconds']:.1f} | {share} |")
-    md += ["", "## Per model (finished training tasks)", "",
+    md += ["", "## Per model (training tasks, each counted once)", "",
+           "A task counts the wall seconds of every attempt where it ran epochs (a task killed "
+           "by a stop: its elapsed part, then its resumed part); `reused` counts the tasks a "
+           "later attempt found finished (their seconds are restart overhead, not here).", "",
            "`train_seconds` spans the training function from reading the records index to "
            "the logged model (data loading, fit, test prediction, artifact logging); the task "
            "overhead is the rest of the task's wall time (subprocess start, imports, kfp "
@@ -455,12 +593,19 @@ def markdown(r: dict) -> str:
                   f"{_v(p['n_train_mean'])} |")
     resumed = [t for t in r["train_tasks"] if t["resumed"] or t["reused"]]
     if resumed:
-        md += ["", "Resumed / reused tasks (counted apart from the means):", ""]
+        md += ["", "Resumed tasks (counted apart from the means; attempts where they ran "
+               "epochs in brackets):", ""]
+        if any(t.get("parts", [1])[0] == 1 and not t.get("killed_s") for t in resumed):
+            md += ["A task resumed in the first attempt continued a checkpoint written before "
+                   "this pipeline run began (by an earlier run, restarted before `--resume` "
+                   "existed): the epochs before its resume are not in this wall time.", ""]
         for t in resumed:
             how = ", ".join(f"{x['run']} from epoch {x['resumed_from']}" for x in t["runs"]
-                            if x["resumed_from"]) or "reused a finished run"
+                            if x["resumed_from"]) or "no epoch checkpoint logged"
             md.append(f"- {t['task']} ({t['model']} {t['target']} {t['split']}): "
-                      f"{t['seconds']:.0f} s; {how}")
+                      f"{t['seconds']:.0f} s"
+                      + (f" [attempts {', '.join(map(str, t['parts']))}; killed part "
+                         f"{t['killed_s']:.0f} s]" if t.get("killed_s") else "") + f"; {how}")
     return "\n".join(md) + "\n"
 
 
@@ -486,40 +631,77 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse the log (+ MLflow, + plan) and write bench/results/standard.{json,md}."""
     p = argparse.ArgumentParser(prog="python -m bench standard",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--log", help="the run's kfp.local log (<work_dir>/logs/run-local-*.log)")
+    p.add_argument("--log", action="append", default=[],
+                   help="a kfp.local log of the run (<work_dir>/logs/run-local-*.log); "
+                   "repeatable: the attempts of one pipeline run stopped and resumed")
+    p.add_argument("--logs-dir", help="take every run-local-*.log here whose pipeline run is "
+                   "--pipeline-run-id (default: the newest log's)")
     p.add_argument("--tracking-uri", help="its MLflow store (read from a snapshot)")
-    p.add_argument("--pipeline-run-id", help="default: the one in the log")
+    p.add_argument("--pipeline-run-id", help="default: the one in the (newest) log")
     p.add_argument("--estimates-from", action="append", default=[], metavar="PIPELINE_RUN_ID",
                    help="an earlier attempt's pipeline run (same store) whose finished runs "
                    "also feed the projection's estimates (repeatable)")
     p.add_argument("--profile", default=None, help="for the plan; default: the log's")
     p.add_argument("--params", default=None, help="params.yaml for the plan")
     a = p.parse_args(argv)
-    if not a.log or not Path(a.log).is_file():
-        _fail(f"no log {a.log!r} (pass --log <work_dir>/logs/run-local-*.log)")
-    path = Path(a.log)
-    log = parse_kfp_log(path.read_text(errors="replace"), log_day(path.name))
-    if log["first_start"] is None:
-        _fail(f"{path}: no kfp.local task in this log")
-    run_id = a.pipeline_run_id or log["pipeline_run_id"]
+    paths = [Path(x) for x in a.log]
+    if a.logs_dir:
+        if not Path(a.logs_dir).is_dir():
+            _fail(f"--logs-dir {a.logs_dir}: no such directory")
+        paths += sorted(Path(a.logs_dir).glob("run-local-*.log"))
+    if not paths:
+        _fail("no log (pass --log <work_dir>/logs/run-local-*.log or --logs-dir DIR)")
+    for path in paths:
+        if not path.is_file():
+            _fail(f"no log {str(path)!r} (pass --log <work_dir>/logs/run-local-*.log)")
+    parsed = []
+    for path in dict.fromkeys(paths):
+        log = parse_kfp_log(path.read_text(errors="replace"), log_day(path.name))
+        if log["first_start"] is None:
+            if a.logs_dir and str(path) not in a.log:
+                continue  # an empty attempt in the directory: nothing to count
+            _fail(f"{path}: no kfp.local task in this log")
+        log.update(name=path.name, path=path)
+        parsed.append(log)
+    if not parsed:
+        _fail(f"--logs-dir {a.logs_dir}: no run-local-*.log with a kfp.local task")
+    newest = max(parsed, key=lambda x: x["first_start"])
+    run_id = a.pipeline_run_id or newest["pipeline_run_id"]
+    if a.logs_dir:  # only the attempts of the run asked for
+        parsed = [x for x in parsed if x["pipeline_run_id"] == run_id or
+                  str(x["path"]) in a.log]
+        if not parsed:
+            _fail(f"--logs-dir {a.logs_dir}: no log of pipeline run {run_id}")
+        newest = max(parsed, key=lambda x: x["first_start"])
+    others = sorted({str(x["pipeline_run_id"]) for x in parsed} - {str(run_id)})
+    if len(parsed) > 1 and others:
+        _fail(f"the logs belong to other pipeline runs ({', '.join(others)}) than {run_id}: "
+              "pass the attempts of one run")
     if a.tracking_uri and not run_id:
-        _fail(f"{path}: no pipeline_run_id in the log (pass --pipeline-run-id)")
+        _fail(f"{newest['path']}: no pipeline_run_id in the log (pass --pipeline-run-id)")
     try:
         runs = mlflow_train_runs(a.tracking_uri, run_id) if a.tracking_uri else None
         prior = [x for pid in a.estimates_from
                  for x in mlflow_train_runs(a.tracking_uri, pid)] if a.tracking_uri else []
     except (FileNotFoundError, sqlite3.Error) as exc:
         _fail(f"--tracking-uri {a.tracking_uri}: {exc}")
+    log = newest
     profile = a.profile or log["profile"] or "standard"
     plan, epochs_max = load_plan(profile, a.params)
-    models = {pl["model"] for pl in plan} | {t["params"].get("model") for t in log["tasks"]}
-    res = summarise(log, plan, runs, epochs_max, _keras_models(m for m in models if m), prior)
+    models = {pl["model"] for pl in plan} | {t["params"].get("model") for x in parsed
+                                             for t in x["tasks"]}
+    res = summarise(parsed, plan, runs, epochs_max, _keras_models(m for m in models if m), prior)
     res["estimates_from"] = {pid: sum(1 for x in prior if x.get("pipeline_run_id") == pid)
                              for pid in a.estimates_from}
-    res.update({"log": str(path), "tracking_uri": a.tracking_uri, "machine": machine(),
+    mtime = {x["name"]: time.strftime("%Y-%m-%dT%H:%M:%S",
+                                      time.localtime(x["path"].stat().st_mtime)) for x in parsed}
+    for at in res["attempts"]:
+        at["log_mtime"] = mtime.get(at["log"])
+    res.update({"log": ", ".join(str(x["path"]) for x in sorted(
+                    parsed, key=lambda x: x["first_start"])),
+                "tracking_uri": a.tracking_uri, "machine": machine(),
                 "parsed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "log_mtime": time.strftime("%Y-%m-%dT%H:%M:%S",
-                                           time.localtime(path.stat().st_mtime))})
+                "log_mtime": mtime[newest["name"]]})
     if not res.get("profile"):
         res["profile"] = profile
     md = markdown(res)

@@ -26,8 +26,8 @@ PIPE_END = re.compile(STAMP + r"Pipeline '([^']+)' finished with status (\w+)")
 ANY_STAMP = re.compile(STAMP)
 EXEC_STAMP = re.compile(r"\[KFP Executor (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d+) ")
 OUTPUT = re.compile(r"^\s+Output: '(.*)'\s*$")
-PARAM = re.compile(r'^\s+"(model|target|split|pipeline_run_id|profile|overrides)": ("(?:[^"\\]|'
-                   r'\\.)*")')
+PARAM = re.compile(r'^\s+"(model|target|split|pipeline_run_id|resume_run_id|profile|overrides)": '
+                   r'("(?:[^"\\]|\\.)*")')
 #: label is ``cnn3d · K_VRH · cv-fold-0 · r0`` (older logs: ``cnn3d-K_VRH-cv-0-r0``)
 TRAIN = re.compile(r"ecdflow\.train: (.+?): MAE ([\d.]+) .*\((\d+) epochs, ([\d.]+) s\)")
 RESUME = re.compile(r": resuming after epoch (\d+) from ")
@@ -83,7 +83,9 @@ def parse_kfp_log(text: str, day: date | None = None) -> dict:
     and ``output`` (the task's output value, parsed JSON, or None); plus ``pipeline_start`` /
     ``pipeline_end`` / ``pipeline_status``, ``first_start`` / ``last_end`` (tasks), ``last_seen``
     (latest time stamp anywhere in the log), ``pipeline_run_id`` and ``profile`` (from the
-    executor inputs). Times are on ``day`` (the log's start day; 1900-01-01 when unknown).
+    executor inputs; a ``--resume`` attempt's ``start`` task gets a fresh id and the resumed
+    one as ``resume_run_id``: the resumed one is the run's id). Times are on ``day`` (the
+    log's start day; 1900-01-01 when unknown).
     """
     clock = _Clock(day)
     tasks: list[dict] = []
@@ -142,6 +144,8 @@ def parse_kfp_log(text: str, day: date | None = None) -> dict:
             current["params"][m.group(1)] = value
             if m.group(1) in ("pipeline_run_id", "profile"):
                 out[m.group(1)] = out[m.group(1)] or value
+            elif m.group(1) == "resume_run_id" and value:
+                out["pipeline_run_id"] = value  # a resumed run goes on under its own id
         elif current is not None and (m := RESUME.search(line)):
             pending_resume = int(m.group(1))
         elif current is not None and (m := TRAIN.search(line)):

@@ -1,6 +1,8 @@
 """The local-run log parser (bench/kfp_log.py) and the standard-run time split
 (bench/bench_standard.py) on a synthetic kfp.local log that crosses midnight, holds a resumed
-run and ends in the middle of a task (a run still going): exact sums."""
+run and ends in the middle of a task (a run still going), and on one pipeline run's two
+attempts (stopped mid-task, then continued with --resume, reusing finished runs): exact
+sums."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from bench import bench_e2e
+from bench import bench_e2e, bench_standard
 from bench.bench_standard import markdown, project, snapshot_uri, summarise
 from bench.kfp_log import log_day, parse_kfp_log
 
@@ -239,6 +241,183 @@ def test_main_writes_the_report_and_refuses_bad_input(tmp_path, monkeypatch, cap
     for argv, says in ((["--log", str(tmp_path / "none.log")], "no log"),
                        (["--log", str(log), "--tracking-uri", f"sqlite:///{tmp_path}/x.db"],
                         "no MLflow SQLite store")):
+        with pytest.raises(SystemExit) as exc:
+            bs.main(argv)
+        assert exc.value.code == 2 and says in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# One pipeline run across two attempts: stopped mid-task, then continued with --resume
+# ------------------------------------------------------------------------------------------
+
+
+def _params(run_id: str, **values: str) -> list[str]:
+    """An executor-input block with these parameter values."""
+    return ["    {", '        "inputs": {', '            "parameterValues": {',
+            f'                "pipeline_run_id": "{run_id}",',
+            '                "profile": "standard",',
+            *(f'                "{k}": "{v}",' for k, v in values.items()),
+            '                "params_file": ""', "            }", "        }", "    }"]
+
+
+def _train_line(stamp: str, model: str, fold: int, rep: int, epochs: int, secs: float) -> str:
+    return (f"    {stamp} INFO    ecdflow.train: {model} · K_VRH · cv-fold-{fold} · r{rep}: "
+            f"MAE 9.00 RMSE 12.00 R2 0.800 GPa ({epochs} epochs, {secs} s)")
+
+
+#: attempt 1 of run 555: start, preprocess, rf cv-0 trained, then killed inside cnn3d cv-0
+#: (its r0 done, r1 under way)
+ATTEMPT1 = "\n".join([
+    "10:00:00.000 - INFO - Running pipeline: 'ecd-elastic'",
+    "10:00:01.000 - INFO - Executing task 'start'", *_params("555"),
+    "10:00:03.000 - INFO - Task 'start' finished with status SUCCESS",
+    "10:00:03.500 - INFO - Executing task 'preprocess'",
+    "10:00:13.500 - INFO - Task 'preprocess' finished with status SUCCESS",
+    "10:00:14.000 - INFO - Executing task 'train'",
+    *_params("555", model="rf_magpie", target="K_VRH", split="cv-0"),
+    _train_line("10:00:20", "rf_magpie", 0, 0, 1, 4.0),
+    "10:00:21.000 - INFO - Task 'train' finished with status SUCCESS",
+    "10:00:21.000 - INFO - Task 'train' outputs:",
+    """    Output: '[{"reused": false, "repeat": 0}]'""",
+    "10:00:21.500 - INFO - Executing task 'train-2'",
+    *_params("555", model="cnn3d", target="K_VRH", split="cv-0"),
+    _train_line("10:01:00", "cnn3d", 0, 0, 10, 35.0),
+    "    [KFP Executor 2026-12-01 10:01:30,000 INFO]: still going",
+])
+#: attempt 2 (`--resume 555`: start gets a fresh id 999 and resume_run_id 555): rf cv-0
+#: reused; cnn3d cv-0 reuses r0 and resumes r1 from epoch 3; rf cv-1 trained; cnn3d cv-1 open
+ATTEMPT2 = "\n".join([
+    "10:05:00.000 - INFO - Running pipeline: 'ecd-elastic'",
+    "10:05:01.000 - INFO - Executing task 'start'", *_params("999", resume_run_id="555"),
+    "10:05:03.000 - INFO - Task 'start' finished with status SUCCESS",
+    "10:05:03.500 - INFO - Executing task 'preprocess'",
+    "10:05:12.500 - INFO - Task 'preprocess' finished with status SUCCESS",
+    "10:05:13.000 - INFO - Executing task 'train'",
+    *_params("555", model="rf_magpie", target="K_VRH", split="cv-0"),
+    "    10:05:17 INFO    ecdflow.train: rf_magpie K_VRH cv-0 r0: reusing finished run abc",
+    "10:05:19.000 - INFO - Task 'train' finished with status SUCCESS",
+    "10:05:19.000 - INFO - Task 'train' outputs:",
+    """    Output: '[{"reused": true, "repeat": 0}]'""",
+    "10:05:19.500 - INFO - Executing task 'train-2'",
+    *_params("555", model="cnn3d", target="K_VRH", split="cv-0"),
+    "    10:05:25 INFO    ecdflow.train: cnn3d K_VRH cv-0 r0: reusing finished run def",
+    "    10:05:26 INFO    ecdflow.fit: cnn3d K_VRH cv-0: resuming after epoch 3 from /ck/r1",
+    _train_line("10:05:40", "cnn3d", 0, 1, 8, 15.0),
+    "10:05:42.000 - INFO - Task 'train-2' finished with status SUCCESS",
+    "10:05:42.000 - INFO - Task 'train-2' outputs:",
+    """    Output: '[{"reused": true, "repeat": 0}, {"reused": false, "repeat": 1}]'""",
+    "10:05:42.500 - INFO - Executing task 'train-3'",
+    *_params("555", model="rf_magpie", target="K_VRH", split="cv-1"),
+    _train_line("10:05:48", "rf_magpie", 1, 0, 1, 5.0),
+    "10:05:50.500 - INFO - Task 'train-3' finished with status SUCCESS",
+    "10:05:51.000 - INFO - Executing task 'train-4'",
+    *_params("555", model="cnn3d", target="K_VRH", split="cv-1"),
+    "    [KFP Executor 2026-12-01 10:06:01,000 INFO]: still going",
+])
+NAMES = ("run-local-20261201-100000.log", "run-local-20261201-100500.log")
+PLAN2 = [{"model": m, "target": "K_VRH", "split": sp, "kind": sp.partition("-")[0],
+          "repeats": r, "train_rows": n}
+         for m, sp, r, n in (("rf_magpie", "cv-0", 1, 80), ("rf_magpie", "cv-1", 1, 80),
+                             ("cnn3d", "cv-0", 2, 80), ("cnn3d", "cv-1", 2, 80),
+                             ("rf_magpie", "loeo-Cs", 1, 90))]
+
+
+@pytest.fixture(scope="module")
+def attempts():
+    return [parse_kfp_log(text, log_day(name))
+            for text, name in zip((ATTEMPT1, ATTEMPT2), NAMES, strict=True)]
+
+
+def test_a_resumed_attempt_belongs_to_the_run_it_resumes(attempts):
+    assert [a["pipeline_run_id"] for a in attempts] == ["555", "555"]
+    assert [t["task"] for t in attempts[0]["open"]] == ["train-2"]
+    rows = {r["task"]: r for r in bench_standard.train_tasks(attempts[1])}
+    # all runs reused: no training; some reused, one resumed: it trained
+    assert (rows["train"]["reused"], rows["train-2"]["reused"], rows["train-2"]["resumed"]) \
+        == (True, False, True)
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_wall_time_and_where_across_attempts(attempts, order):
+    r = summarise([attempts[i] for i in order], PLAN2, epochs_max=40,
+                  keras={"cnn3d": True, "rf_magpie": False})
+    assert [(a["attempt"], a["span_s"], a["trained_tasks"], a["reused_tasks"], a["open_tasks"])
+            for a in r["attempts"]] == [(1, 89.0, 1, 0, ["train-2"]),
+                                        (2, 60.0, 2, 1, ["train-4"])]
+    assert r["wall_s"] == 149.0 and r["pipeline_run_id"] == "555" and not r["finished"]
+    assert r["restart_overhead"] == {"start run again": 2.0, "preprocess run again": 9.0,
+                                     "training tasks reusing finished runs (1)": 6.0}
+    assert r["restart_overhead_s"] == 17.0
+    where = {w["what"]: w["seconds"] for w in r["where"]}
+    assert where == {
+        "start (task)": 2.0, "preprocess (task)": 10.0,
+        "restart overhead: start run again": 2.0,
+        "restart overhead: preprocess run again": 9.0,
+        "restart overhead: training tasks reusing finished runs (1)": 6.0,
+        "train rf_magpie: train_seconds (data, fit, predict, logging)": 9.0,
+        "train rf_magpie: task overhead (start-up, imports, lookup)": 6.0,
+        "train cnn3d: train_seconds (data, fit, predict, logging)": 15.0,
+        "train cnn3d: task overhead (start-up, imports, lookup)": 7.5,
+        "train cnn3d: task killed mid-way by a stop (its elapsed part, resumed later)": 68.5,
+        "train-4 (still open, elapsed so far)": 10.0,
+        "between tasks (kfp.local bookkeeping)": 4.0}
+    assert sum(where.values()) == pytest.approx(r["wall_s"])
+    # each training task once: cnn3d cv-0 = its killed part (68.5 s) + its resumed part (22.5 s)
+    c, rf = r["per_model"]["cnn3d"], r["per_model"]["rf_magpie"]
+    assert (c["tasks"], c["resumed_tasks"], c["reused_tasks"], c["seconds"], c["killed_s"]) == (
+        1, 1, 0, 91.0, 68.5)
+    assert (rf["tasks"], rf["reused_tasks"], rf["seconds"], rf["per_kind"]["cv"]) == (
+        2, 1, 15.0, {"tasks": 2, "mean_s": 7.5})
+    assert r["steps"]["train"] == {"tasks": 3, "seconds": 106.0}
+    pr = r["projection"]
+    # left: cnn3d cv-1 (open 10 s): 2 x 35 s (r0 of the killed part, not resumed) + 3 s mean
+    # overhead (rf's clean tasks) - 10 s; rf loeo-Cs: 9 s / 160 rows x 90 rows + 3 s
+    assert (pr["finished_tasks"], pr["tasks_left"]) == (3, 2)
+    assert pr["per_model"]["cnn3d"]["seconds"] == 63.0
+    assert pr["per_model"]["rf_magpie"]["seconds"] == 8.1
+    assert (pr["seconds_left"], pr["total_s"]) == (71.1, 220.1)
+    md = markdown({**r, "log": ", ".join(NAMES), "parsed_at": "x", "log_mtime": "y",
+                   "tracking_uri": None, "machine": {"cpu_count": 2}})
+    assert "## Attempts (2" in md and "restart overhead: start run again" in md
+
+
+def test_a_stopped_attempt_ends_at_the_last_mlflow_run_end_before_the_next(attempts):
+    """The log of a stopped attempt lags it: a run MLflow saw end later (before the next
+    attempt began) extends the attempt's span, and the killed task's part with it."""
+    ml = [{"model": "cnn3d", "target": "K_VRH", "split": "cv-0", "repeat": 1,
+           "status": "KILLED", "end": "2026-12-01T10:01:40"},
+          {"model": "rf_magpie", "target": "K_VRH", "split": "cv-1", "repeat": 0,
+           "status": "FINISHED", "end": "2026-12-01T10:05:48"}]  # attempt 2's: no effect
+    r = summarise(attempts, PLAN2, ml, epochs_max=40)
+    assert [(a["span_s"], a["end_from"]) for a in r["attempts"]] == [
+        (99.0, "MLflow run end"), (60.0, "log")]
+    assert r["wall_s"] == 159.0 and r["per_model"]["cnn3d"]["killed_s"] == 78.5
+    assert sum(w["seconds"] for w in r["where"]) == pytest.approx(159.0)
+
+
+def test_main_takes_a_runs_attempts_from_a_logs_dir(tmp_path, monkeypatch, capsys):
+    import bench.bench_standard as bs
+
+    monkeypatch.setattr(bs, "load_plan", lambda profile, params=None: (PLAN2, 40))
+    monkeypatch.setattr(bs, "write_results", lambda name, res, md: None)
+    for text, name in zip((ATTEMPT1, ATTEMPT2), NAMES, strict=True):
+        (tmp_path / name).write_text(text)
+    older = tmp_path / NAME  # an older pipeline run (777): left out
+    older.write_text(LOG)
+    (tmp_path / "run-local-20261201-110000.log").write_text("")  # nothing logged yet
+    res = bs.main(["--logs-dir", str(tmp_path)])
+    assert [a["log"] for a in res["attempts"]] == list(NAMES)
+    assert res["wall_s"] == 149.0 and res["pipeline_run_id"] == "555"
+    assert bs.main(["--logs-dir", str(tmp_path), "--pipeline-run-id", "777"])["wall_s"] == 89.5
+    res = bs.main(["--log", str(tmp_path / NAMES[1]), "--log", str(tmp_path / NAMES[0])])
+    assert res["wall_s"] == 149.0
+    json.dumps(res)
+    capsys.readouterr()
+    for argv, says in ((["--log", str(older), "--log", str(tmp_path / NAMES[0])],
+                        "other pipeline runs"),
+                       (["--logs-dir", str(tmp_path / "none")], "no such directory"),
+                       (["--logs-dir", str(tmp_path), "--pipeline-run-id", "1"],
+                        "no log of pipeline run 1")):
         with pytest.raises(SystemExit) as exc:
             bs.main(argv)
         assert exc.value.code == 2 and says in capsys.readouterr().err
