@@ -31,7 +31,16 @@ def test_paired_on_five_folds_is_the_exact_wilcoxon():
     # a lower on all 5 folds: exact two-sided signed-rank p = 2 / 2^5
     assert out["wins"] == 5 and out["mean_diff"] == pytest.approx(-3.0)
     assert out["wilcoxon_p"] == pytest.approx(2 / 32)
-    assert "n = 5" in out["verdict"] and "not significant" in out["verdict"]
+    assert out["t_p"] < 0.05  # differences 1..5: t = 4.24, p = 0.013
+    assert out["verdict"] == (
+        "a - b = -3.00 GPa mean RMSE over n = 5 folds, a lower on 5 of 5; Wilcoxon p = 0.0625 "
+        "(cannot go below 0.0625 with 5 folds), paired t p = 0.0132: significant at 0.05 by "
+        "the t-test")
+    named = paired(a + 1.0, a, ("fusion", "rf_magpie"))["verdict"]
+    assert named.startswith("fusion - rf_magpie = +1.00 GPa") and "fusion lower on 0 of 5" \
+        in named
+    six = paired(np.arange(6.0), np.arange(6.0) + np.array([1, 2, 3, 4, 5, 6.0]))
+    assert six["wilcoxon_p"] == pytest.approx(2 / 64) and "by Wilcoxon" in six["verdict"]
 
 
 def test_claims_count_loeo_wins_and_pair_over_elements():
