@@ -66,23 +66,28 @@ def test_rf_magpie_volume_trains_on_records(tmp_path):
     assert model.n_features_in_ == 133
 
 
+def _registered(s, rows: list[dict], tmp_path: Path, pid: str):
+    """rf_magpie_volume trained on cv-0 and cv-1 of records of ``rows`` under pipeline run
+    ``pid``, then registered (the registry's choice): the new ModelVersion."""
+    from ecdflow import tracking as tr
+    from ecdflow.registry import register_best
+    from ecdflow.train import train_one
+
+    rdir = _write(tmp_path / "r", rows, has_volume=True)
+    parent = tr.start_parent_run(s, pid)
+    for split in ("cv-0", "cv-1"):
+        train_one(s, "rf_magpie_volume", "K_VRH", split, records_dir=rdir,
+                  parent_run_id=parent, pipeline_run_id=pid)
+    return register_best(s, pid, "K_VRH")
+
+
 def test_registered_volume_model_answers_a_structure_with_an_interval(tmp_path):
     """A pipeline run whose best model needs the volume per atom registers (model card,
     calibration) and its version predicts a CIF structure through the served path."""
     import mlflow
 
-    from ecdflow import tracking as tr
-    from ecdflow.registry import register_best
-    from ecdflow.train import train_one
-
     s = demo_settings(tmp_path)
-    rows = demo_rows(40)
-    rdir = _write(tmp_path / "r", rows, has_volume=True)
-    parent = tr.start_parent_run(s, "pr-vol")
-    for split in ("cv-0", "cv-1"):
-        train_one(s, "rf_magpie_volume", "K_VRH", split, records_dir=rdir,
-                  parent_run_id=parent, pipeline_run_id="pr-vol")
-    mv = register_best(s, "pr-vol", "K_VRH")
+    mv = _registered(s, demo_rows(40), tmp_path, "pr-vol")
     assert mv.tags["ecdflow.model"] == "rf_magpie_volume"
     assert "volume per atom" in mv.description and int(mv.tags["ecdflow.n_members"]) == 2
     model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
@@ -108,22 +113,13 @@ def test_export_ships_the_registered_version_unchanged(tmp_path):
     import pandas as pd
     from pymatgen.core import Lattice, Structure
 
-    from ecdflow import tracking as tr
     from ecdflow.pretrained import OOF, import_to_registry, shipped, shipped_for
     from ecdflow.pretrained.export import export_version
-    from ecdflow.registry import register_best
-    from ecdflow.train import train_one
-
     s = demo_settings(tmp_path)
     rows = demo_rows(40)
     table = tmp_path / "materials.jsonl"
     table.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rdir = _write(tmp_path / "r", rows, has_volume=True)
-    parent = tr.start_parent_run(s, "pr-ship")
-    for split in ("cv-0", "cv-1"):
-        train_one(s, "rf_magpie_volume", "K_VRH", split, records_dir=rdir,
-                  parent_run_id=parent, pipeline_run_id="pr-ship")
-    mv = register_best(s, "pr-ship", "K_VRH")
+    mv = _registered(s, rows, tmp_path, "pr-ship")
     out = tmp_path / "shipped"
     out.mkdir()
     (out / "ecdflow-old-fcc1-K_VRH").mkdir()  # a model shipped before for the target
