@@ -69,7 +69,8 @@ def test_incomplete_pairs_say_so_instead_of_a_verdict():
     assert missing_runs(plan, runs, "cv", "K_VRH", ("rf_magpie", "cnn3d")) is None
     out = claims(runs, plan)
     assert out["magpie"][0].startswith("K_VRH: best Magpie model rf_magpie vs best ECD model "
-                                       "cnn3d, per-fold CV RMSE: n = 5:")
+                                       "cnn3d, per-fold CV RMSE: rf_magpie - cnn3d = -1.20 GPa "
+                                       "mean RMSE over n = 5 folds, rf_magpie lower on 5 of 5")
     assert ("K_VRH: fusion vs rf_magpie: incomplete: fusion 3 of 5 planned runs finished; "
             "no verdict until they have") in out["fusion"]
     # without the plan (a finished run) the same 3 folds give the n < 5 refusal
