@@ -315,10 +315,11 @@ def needs_structure(model: str) -> bool:
     return bool({INPUT_ECD, INPUT_VOLUME} & set(get_spec(model).inputs))
 
 
-def no_structure_line(model: str, table: str) -> str:
+def no_structure_line(model: str, table: str, what: str | None = None) -> str:
     """The one line said when a model that needs a structure (a density, or the volume per
-    atom) is skipped for a composition-only table."""
-    what = "density" if needs_density(model) else "volume per atom"
+    atom) is skipped for a composition-only table; ``what`` names the missing input (default:
+    the density for a density model, else the volume per atom)."""
+    what = what or ("density" if needs_density(model) else "volume per atom")
     return f"skipping {model}: records carry no {what} (composition-only table {table})"
 
 
@@ -332,8 +333,7 @@ def density_skip(model: str, manifest: dict) -> str | None:
     if needs_density(model) and not has_density(manifest):
         return no_structure_line(model, table)
     if INPUT_VOLUME in get_spec(model).inputs and not manifest.get("has_volume", False):
-        return f"skipping {model}: records carry no volume per atom (composition-only table " \
-               f"{table})"
+        return no_structure_line(model, table, "volume per atom")
     return None
 
 

@@ -106,8 +106,7 @@ def step_start(pipeline_run_id: str, profile: str, params_file: str, materials_p
     ov = deep_merge(ov, scaled_learning_rates(settings, lr_scale))
     settings = load_settings(params_file or None, profile or None, ov)
     fingerprint = data_fingerprint(settings, data_version)
-    if resume_run_id:
-        pipeline_run_id = resume_run_id
+    pipeline_run_id = resume_run_id or pipeline_run_id
     parent = start_parent_run(settings, pipeline_run_id)
     if resume_run_id:
         reopen_parent_run(parent)

@@ -83,7 +83,9 @@ def member_predictions(run_ids: list[str]) -> pd.DataFrame:
 
 def cv_facts(oof: pd.DataFrame) -> dict:
     """Mean ± std over members of MAE/RMSE/R2 (GPa) and the pooled metrics over materials
-    (each material's prediction averaged over repeats); ``n_folds`` distinct splits."""
+    (each material's prediction averaged over repeats), in ``pretrained.build.summary``'s
+    layout; ``n_folds`` counts distinct splits (members = splits x repeats)."""
+    from ecdflow.pretrained.build import summary
     from ecdflow.results import regression_metrics
 
     per = []
@@ -92,15 +94,7 @@ def cv_facts(oof: pd.DataFrame) -> dict:
         per.append({"fold": fold, "repeat": int(rep), "n_test": len(g),
                     "mae": m["test_mae_gpa"], "rmse": m["test_rmse_gpa"], "r2": m["test_r2"]})
     per_df = pd.DataFrame(per)
-    mean = oof.groupby("material_id").agg(y_true=("y_true", "first"), y_pred=("y_pred", "mean"))
-    pooled = regression_metrics(mean.y_true.to_numpy(), mean.y_pred.to_numpy())
-    out = {f"{k}_{s}": round(float(per_df[k].mean() if s == "mean" else per_df[k].std(ddof=1)),
-                             6) for k in ("mae", "rmse", "r2") for s in ("mean", "std")}
-    out.update(pooled_mae=round(pooled["test_mae_gpa"], 6),
-               pooled_rmse=round(pooled["test_rmse_gpa"], 6),
-               pooled_r2=round(pooled["test_r2"], 6), n_folds=int(per_df.fold.nunique()),
-               per_fold=per_df.round(4).to_dict(orient="records"))
-    return out
+    return {**summary(per_df, mean_over_repeats(oof)), "n_folds": int(per_df.fold.nunique())}
 
 
 def _strip_code(model_dir: Path) -> None:
