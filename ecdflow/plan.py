@@ -94,3 +94,35 @@ def build_plan(settings: Settings) -> list[PlannedRun]:
         index = facts.index
     skip = density_skips(settings, facts)
     return [PlannedRun(*run) for run in plan_runs(settings, index) if run[0] not in skip]
+
+
+class Finished(NamedTuple):
+    """The training tasks of a stopped pipeline run that need not run again (``tasks``) and the
+    data version (``data_hash`` of the records) their runs trained on; None when none."""
+
+    tasks: frozenset[PlannedRun]
+    data_hash: str | None
+
+
+def finished_tasks(settings: Settings, pipeline_run_id: str,
+                   plan: list[PlannedRun]) -> Finished:
+    """Planned tasks of ``pipeline_run_id`` whose every repeat (``ecdflow.train.run_repeats``)
+    has a FINISHED training run in MLflow, on the data version of the run's newest finished
+    training run (a task with runs on an older data version is not finished). A resumed local
+    run leaves these tasks out of its graph; its validate task checks that the records still
+    have this data version (``ecdflow.kfp.steps.step_validate``)."""
+    from ecdflow import tracking as tr
+    from ecdflow.train import run_repeats
+
+    runs = [r for r in tr.pipeline_runs(settings, pipeline_run_id)
+            if r.info.status == "FINISHED"]
+    if not runs:
+        return Finished(frozenset(), None)
+    data_hash = max(runs, key=lambda r: r.info.start_time).data.tags.get(tr.TAG_DATA_VERSION)
+    have = {tuple(r.data.tags.get(t) for t in (tr.TAG_MODEL, tr.TAG_TARGET, tr.TAG_SPLIT,
+                                               tr.TAG_REPEAT))
+            for r in runs if r.data.tags.get(tr.TAG_DATA_VERSION) == data_hash}
+    done = frozenset(p for p in plan
+                     if all((p.model, p.target, p.split, str(i)) in have
+                            for i in range(run_repeats(settings, p.model, p.split))))
+    return Finished(done, data_hash if done else None)

@@ -118,7 +118,8 @@ def compile_cmd(ctx: click.Context, out: str | None, materials: str | None,
 @click.option("--resume", default=None, metavar="RUN_ID|latest",
               help="Continue a stopped pipeline run under its own id (`latest`: the newest "
                    "unfinished run of this profile; none: start a new one): finished training "
-                   "runs are reused, unfinished fits resume from their checkpoints.")
+                   "tasks are left out (their runs are reused), unfinished fits resume from "
+                   "their checkpoints.")
 @plan_options
 @click.pass_context
 def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,

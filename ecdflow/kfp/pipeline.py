@@ -25,7 +25,7 @@ from ecdflow.kfp.components import (
     train,
     validate,
 )
-from ecdflow.kfp.plan import build_plan, dependencies
+from ecdflow.kfp.plan import Finished, build_plan, dependencies
 
 FIXED_TASKS = ("start", "preprocess", "validate", "evaluate", "register",
                "external-validation", "gate")
@@ -60,14 +60,21 @@ def configure_task(task: dsl.PipelineTask, cfg: PipelineConfig, name: str,
     return task
 
 
-def build_pipeline(settings: Settings, params_file: str = "", local: bool = False):
+def build_pipeline(settings: Settings, params_file: str = "", local: bool = False,
+                   finished: Finished | None = None):
     """The pipeline function for ``settings``. ``local``: no ``dsl.If`` (kfp.local refuses
     conditions; register, external validation and gate then skip themselves when
     ``register_models`` is false), and each training task waits for the one planned before it
     (kfp.local runs one task at a time, otherwise in an order set by a hash map; chained, a
-    stopped long run has finished the CV splits first, see ``ecdflow.train.plan_runs``)."""
+    stopped long run has finished the CV splits first, see ``ecdflow.train.plan_runs``).
+
+    ``finished`` (a resumed local run, ``ecdflow.plan.finished_tasks``): those training tasks
+    are left out of the graph (each would only start, find its runs and reuse them) and the
+    validate task checks the records still have the data version they trained on."""
     cfg = settings.pipeline
     plan = build_plan(settings)
+    done = finished.tasks if finished else frozenset()
+    expect_hash = (finished.data_hash or "") if finished else ""
     after = dependencies(plan)
     cpu, gpu_image = cfg.cpu_image, cfg.gpu_image
     train_image = gpu_image if cfg.gpus_per_train_task > 0 else cpu
@@ -92,21 +99,22 @@ def build_pipeline(settings: Settings, params_file: str = "", local: bool = Fals
         run_id = s.outputs["run_id"]
         pre = configure_task(preprocess_op(
             data_fingerprint=s.outputs["data_fingerprint"], **common), cfg, "preprocess")
-        val = configure_task(validate_op(records=pre.outputs["records"], **common),
+        val = configure_task(validate_op(records=pre.outputs["records"],
+                                         expect_data_hash=expect_hash, **common),
                              cfg, "validate")
         tasks: dict = {}
-        for run in plan:
+        for run in (r for r in plan if r not in done):
             t = configure_task(train_op(
                 model=run.model, target=run.target, split=run.split,
                 records=pre.outputs["records"], parent_run_id=s.outputs["parent_run_id"],
                 pipeline_run_id=run_id, **common), cfg, run.task_name, gpu=True)
-            t.after(val, *(tasks[r] for r in after.get(run, [])))
+            t.after(val, *(tasks[r] for r in after.get(run, []) if r in tasks))
             if local and tasks:  # kfp.local runs one task at a time in an order of its own
                 t.after(list(tasks.values())[-1])  # (a hash order): keep the plan's order
             tasks[run] = t
         ev = configure_task(evaluate_op(pipeline_run_id=run_id, **common), cfg, "evaluate",
                             caching=False)
-        ev.after(*tasks.values())
+        ev.after(val, *tasks.values())
 
         def register_then_check() -> None:
             reg = configure_task(register_op(pipeline_run_id=run_id, enabled=register_models,

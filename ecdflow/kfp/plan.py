@@ -4,10 +4,18 @@ here for the pipeline code) and which must wait for which.
 
 from __future__ import annotations
 
-from ecdflow.plan import PlannedRun, TableFacts, build_plan, density_skips, table_facts
+from ecdflow.plan import (
+    Finished,
+    PlannedRun,
+    TableFacts,
+    build_plan,
+    density_skips,
+    finished_tasks,
+    table_facts,
+)
 
-__all__ = ["PlannedRun", "TableFacts", "build_plan", "density_skips", "table_facts",
-           "dependencies"]
+__all__ = ["Finished", "PlannedRun", "TableFacts", "build_plan", "density_skips",
+           "finished_tasks", "table_facts", "dependencies"]
 
 
 def dependencies(plan: list[PlannedRun]) -> dict[PlannedRun, list[PlannedRun]]:

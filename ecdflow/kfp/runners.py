@@ -24,16 +24,18 @@ from urllib.parse import urlparse
 from ecdflow.config import Settings
 from ecdflow.errors import EcdflowError
 from ecdflow.kfp.pipeline import build_pipeline
-from ecdflow.kfp.plan import build_plan
+from ecdflow.kfp.plan import Finished, build_plan, finished_tasks
 from ecdflow.schema import is_remote
 
 
-def build(settings: Settings, params_file: str | Path | None = None, local: bool = False):
+def build(settings: Settings, params_file: str | Path | None = None, local: bool = False,
+          finished: Finished | None = None):
     """The ``ecd-elastic`` pipeline function for ``settings`` (defaults of the run form come
-    from them). ``local`` drops ``dsl.If`` (kfp.local refuses conditions)."""
+    from them). ``local`` drops ``dsl.If`` (kfp.local refuses conditions); ``finished``: the
+    training tasks a resumed local run leaves out (``ecdflow.plan.finished_tasks``)."""
     return build_pipeline(
         settings, params_file=str(Path(params_file).resolve()) if params_file else "",
-        local=local)
+        local=local, finished=finished)
 
 
 def compiled_path(settings: Settings) -> Path:
@@ -194,7 +196,9 @@ def run_local(settings: Settings, params_file: str | Path | None = None,
               verbose: bool = False) -> dict[str, Any]:
     """Run ``ecd-elastic`` with kfp.local (``pipeline.local_runner``: subprocesses in this
     Python environment, or ``docker``: each task in its component's image through a Docker
-    API, see ``ecdflow.containers``; the MLflow store is the configured one).
+    API, see ``ecdflow.containers``; the MLflow store is the configured one). With
+    ``arguments["resume_run_id"]``, the training tasks that run already finished are left out
+    of the graph (``ecdflow.plan.finished_tasks``; one ``echo`` line says how many).
 
     kfp.local's own output (the executor inputs, every task's streamed log) goes to
     ``<work_dir>/logs/run-local-<time>.log``; ``echo`` (``click.echo``-like: text, ``nl=``)
@@ -220,7 +224,13 @@ def run_local(settings: Settings, params_file: str | Path | None = None,
     log_file = log_dir / f"run-local-{time.strftime('%Y%m%d-%H%M%S')}.log"
     local.init(runner=kfp_local_runner(settings.pipeline.local_runner),
                pipeline_root=str(root), raise_on_error=True)
-    pipeline_func = build(settings, params_file, local=True)
+    resume = (arguments or {}).get("resume_run_id")
+    finished = finished_tasks(settings, str(resume), build_plan(settings)) if resume else None
+    if finished and finished.tasks:
+        (echo or (lambda *a, **k: None))(
+            f"{len(finished.tasks)} training tasks of {resume} finished before: left out of "
+            f"this graph (their runs are reused; data version {finished.data_hash})")
+    pipeline_func = build(settings, params_file, local=True, finished=finished)
     labels = task_labels(settings, pipeline_func)
     before = set(root.iterdir())
     stream = TaskLog(echo or (lambda *a, **k: None), len(labels), labels, log_file, verbose)

@@ -126,11 +126,25 @@ def step_preprocess(profile: str, params_file: str, overrides: str, out_dir: str
 
 
 def step_validate(profile: str, params_file: str, overrides: str, records_dir: str,
-                  out_dir: str) -> str:
+                  out_dir: str, expect_data_hash: str = "") -> str:
     """Great Expectations on the records; raises ``ValidationFailed`` (the task fails and
-    nothing downstream runs) when a blocking expectation fails. The summary (JSON)."""
+    nothing downstream runs) when a blocking expectation fails. The summary (JSON).
+
+    ``expect_data_hash``: the data version the finished tasks of a resumed run trained on
+    (``ecdflow.plan.finished_tasks``; they are left out of its graph).
+
+    Raises:
+        EcdflowError: the records have another data version (their runs cannot be reused).
+    """
+    from ecdflow.records import read_manifest
     from ecdflow.validation import run_validation
 
+    found = str(read_manifest(records_dir)["data_hash"])
+    if expect_data_hash and found != expect_data_hash:
+        raise EcdflowError(
+            f"{records_dir}: the records are data version {found}, but the finished training "
+            f"tasks of the resumed run trained on {expect_data_hash}: start a new run (no "
+            "--resume)")
     summary = run_validation(task_settings(profile, params_file, overrides),
                              records_dir=records_dir, out_dir=out_dir, raise_on_failure=True)
     return json.dumps(summary, sort_keys=True, default=str)

@@ -93,14 +93,23 @@ def test_composition_only_table_through_the_pipeline(formulas):
 
 def test_resume_continues_a_stopped_run_under_its_own_id(formulas):
     """`run-local --resume latest` continues the newest unfinished run: same pipeline run id,
-    same parent run (reopened, then FINISHED), finished training runs reused (not trained or
-    logged again); an unknown id is one line and exit 2."""
+    same parent run (reopened, then FINISHED); finished training tasks left out of the graph
+    (not trained or logged again), the one whose run a stop killed trained again; an unknown
+    id is one line and exit 2."""
     import mlflow
     from click.testing import CliRunner
 
     from ecdflow.cli import cli
     from ecdflow.config import load_settings
-    from ecdflow.tracking import TAG_FAILED_TASK, find_parent_run, pipeline_runs
+    from ecdflow.tracking import (
+        TAG_FAILED_TASK,
+        TAG_MODEL,
+        TAG_REPEAT,
+        TAG_SPLIT,
+        TAG_TARGET,
+        find_parent_run,
+        pipeline_runs,
+    )
 
     pfile, table, _ = formulas
     base = ["--params", str(pfile), "--profile", "compo", "pipeline", "run-local",
@@ -113,16 +122,27 @@ def test_resume_continues_a_stopped_run_under_its_own_id(formulas):
     client = mlflow.MlflowClient()
     client.set_terminated(parent, "FAILED")  # as a stopped or failed run leaves it
     client.set_tag(parent, TAG_FAILED_TASK, "train-rf-magpie-k-vrh-cv-1")
-    runs_before = {r.info.run_id for r in pipeline_runs(s, rid)}
+    trained = pipeline_runs(s, rid)
+    killed = trained[0]  # a training run a stop left unfinished: its task runs again
+    client.set_terminated(killed.info.run_id, "KILLED")
+    n_tasks = int(re.search(r"pipeline run \S+: (\d+) tasks", first.output).group(1))
 
     again = CliRunner().invoke(cli, [*base, "--resume", "latest"])
     assert again.exit_code == 0, again.output + repr(again.exception)
     assert f"resuming pipeline run {rid}" in again.output
-    assert re.search(r"pipeline run (\S+): \d+ tasks", again.output).group(1) == rid
+    left_out = len(trained) - 1  # rf_magpie: one run per task
+    assert f"{left_out} training tasks of {rid} finished before: left out" in again.output
+    resumed = re.search(r"pipeline run (\S+): (\d+) tasks", again.output)
+    assert resumed.group(1) == rid and int(resumed.group(2)) == n_tasks - left_out
     assert find_parent_run(s, rid) == parent
     run = client.get_run(parent)
     assert run.info.status == "FINISHED" and TAG_FAILED_TASK not in run.data.tags
-    assert {r.info.run_id for r in pipeline_runs(s, rid)} == runs_before  # all reused
+    after = {r.info.run_id: r for r in pipeline_runs(s, rid)}
+    new = set(after) - {r.info.run_id for r in trained}
+    assert len(after) == len(trained) + 1 and len(new) == 1  # only the killed task trained
+    keys = (TAG_MODEL, TAG_TARGET, TAG_SPLIT, TAG_REPEAT)
+    assert [after[n].data.tags[k] for n in new for k in keys] == [
+        killed.data.tags[k] for k in keys]
 
     bad = CliRunner().invoke(cli, [*base, "--resume", "no-such-run"])
     assert bad.exit_code == 2 and "--resume no-such-run: no such pipeline run" in bad.output
