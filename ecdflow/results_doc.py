@@ -228,6 +228,20 @@ def loeo_sets(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def loeo_matrix(runs: pd.DataFrame, sets: pd.DataFrame, target: str) -> pd.DataFrame:
+    """LOEO RMSE of each model on each held-out element divided by that test set's label
+    standard deviation (``loeo_sets``; both GPa, so the ratio has no unit: 1 is the error of
+    predicting the test set's own mean), mean over repeats; rows elements, columns models,
+    NaN where a model has no finished run. Puts elements of very different label spread on
+    one scale."""
+    lo = runs[(runs.split_kind == "loeo") & (runs.target == target)]
+    if lo.empty:
+        return pd.DataFrame()
+    rmse = lo.groupby(["fold", "model"])["rmse"].mean().unstack("model")
+    std = sets[sets.target == target].set_index("element")["label_std_gpa"]
+    return rmse.div(std.reindex(rmse.index), axis=0).rename_axis(index="element")
+
+
 def table2_with_paper(tables: dict) -> pd.DataFrame:
     """Our Table 2 rows beside the paper's, labelled ``paper, FCC2170, different data``."""
     from ecdflow.evaluate import PAPER_TABLE2
@@ -268,10 +282,10 @@ def _status(settings: Settings, pipeline_run_id: str, parent: str | None,
         filter_string=f"tags.\"{tracking.TAG_ROLE}\" = 'parent' and "
         f"tags.\"{tracking.TAG_PROFILE}\" = '{settings.profile}'", max_results=50)
         if r.data.tags.get(tracking.TAG_PIPELINE_RUN) != pipeline_run_id]
-    lines = [f"This page describes pipeline run `{pipeline_run_id}` only. A stopped run is "
-             "restarted under a new pipeline run id; the fits it had finished resume from "
-             "their checkpoints and are logged again under the new id, so each page counts "
-             "its own run's training runs."]
+    lines = [f"This page describes pipeline run `{pipeline_run_id}` only. A stopped run "
+             "continued with `pipeline run-local --resume` keeps its id (finished runs are "
+             "reused, an interrupted fit resumes from its checkpoint; each attempt's commit is "
+             "listed under the protocol); a run started afresh gets a new id and its own page."]
     if others:
         lines[0] += (f" Other `{settings.profile}` pipeline runs in the store (not described "
                      "here): " + ", ".join(f"`{r.data.tags.get(tracking.TAG_PIPELINE_RUN)}` "
@@ -335,6 +349,21 @@ def _tsne(settings: Settings, runs: pd.DataFrame, planned, fig_dir: Path
     return figs, lines, table
 
 
+def _loeo_figures(runs: pd.DataFrame, preds: pd.DataFrame, fig_dir: Path) -> list[Path]:
+    """One heatmap per target of ``loeo_matrix`` (held-out element x model)."""
+    from ecdflow.plots import heatmap
+
+    sets = loeo_sets(preds)
+    out = []
+    for target in sorted(runs.target.dropna().unique()):
+        m = loeo_matrix(runs, sets, target)
+        if not m.empty:
+            out.append(heatmap(m, fig_dir / f"loeo_rmse_over_std_{target}.png",
+                               f"{target}: LOEO RMSE / label std of the held-out set",
+                               "RMSE / std (1 = predicting the set's mean)"))
+    return out
+
+
 def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Path:
     """Regenerate ``out_dir`` (README.md + figures/) from one pipeline run's MLflow runs
     (finished training runs only, one per model/target/split/repeat).
@@ -365,7 +394,7 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     fig_dir.mkdir(parents=True)
-    figs = parity_plots(preds, fig_dir)
+    figs = _loeo_figures(runs, preds, fig_dir) + parity_plots(preds, fig_dir)
     tsne_figs, tsne_lines, tsne_table = _tsne(settings, runs, planned, fig_dir)
     cl = claims(runs, planned, tsne_lines)
     lines = [
@@ -375,7 +404,9 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
         "",
         "## Protocol that ran", "",
         f"- pipeline run `{pipeline_run_id}`, MLflow parent run `{parent or 'none'}`",
-        f"- profile {p['profile']}, git commit {p['git_commit']}, data version "
+        f"- profile {p['profile']}, git commit {p['git_commit']}"
+        f"{' (one per attempt of the resumed run)' if ',' in p['git_commit'] else ''}, "
+        "data version "
         f"`{p['data_version']}`",
         f"- {p['n_materials']} materials ({p['materials_source']}), grid {p['grid']}",
         f"- {cv_heading(p)}; LOEO elements: {', '.join(p['loeo']) or 'none'}",

@@ -88,7 +88,8 @@ def test_results_page_from_the_demo_store(tmp_path, capfd, monkeypatch):
     assert "(4) t-SNE shows why\n\n- K_VRH: not enough elements (n = 0 < 5)" in text
     assert "## Errors per material family (CV)" in text and "| full-heusler |" in text
     figs = list((tmp_path / "results" / "figures").glob("*.png"))
-    assert {"tsne_magpie.png", "tsne_ecd.png"} <= {f.name for f in figs}
+    assert {"tsne_magpie.png", "tsne_ecd.png", "loeo_rmse_over_std_K_VRH.png"} <= {
+        f.name for f in figs}
     assert figs and all(f"figures/{f.name}" in text for f in figs)
     assert "- [sanity checks](sanity.md)" in text and "beyond.md" not in text
     (tmp_path / "results" / "beyond.md").write_text("# Beyond\n")

@@ -217,3 +217,32 @@ def test_tsne_panels_wrap_in_rows_of_four(tmp_path, elements, shape):
     rows, cols = shape
     assert w == pytest.approx(4 * cols * 90, rel=0.02) and h == pytest.approx(4 * rows * 90,
                                                                               rel=0.02)
+
+
+@pytest.mark.parametrize("std", [5.0, 20.0, 80.0])
+def test_loeo_matrix_is_rmse_over_the_held_out_sets_label_std(std):
+    """Repeats average first; each element's RMSE is divided by its own set's label std (GPa
+    over GPa); a model without a run on an element is NaN; CV runs and the other target are
+    ignored."""
+    from ecdflow.results_doc import loeo_matrix
+
+    runs = pd.DataFrame([
+        {"split_kind": "loeo", "target": "K_VRH", "fold": "F", "model": "rf_magpie",
+         "rmse": 10.0},
+        {"split_kind": "loeo", "target": "K_VRH", "fold": "F", "model": "cnn3d", "rmse": 30.0},
+        {"split_kind": "loeo", "target": "K_VRH", "fold": "F", "model": "cnn3d", "rmse": 50.0},
+        {"split_kind": "loeo", "target": "K_VRH", "fold": "Cs", "model": "rf_magpie",
+         "rmse": 4.0},
+        {"split_kind": "loeo", "target": "G_VRH", "fold": "F", "model": "rf_magpie",
+         "rmse": 99.0},
+        {"split_kind": "cv", "target": "K_VRH", "fold": "0", "model": "rf_magpie",
+         "rmse": 99.0}])
+    sets = pd.DataFrame([{"element": "F", "target": "K_VRH", "label_std_gpa": std},
+                         {"element": "Cs", "target": "K_VRH", "label_std_gpa": 2.0},
+                         {"element": "F", "target": "G_VRH", "label_std_gpa": 1.0}])
+    m = loeo_matrix(runs, sets, "K_VRH")
+    assert m.loc["F", "rf_magpie"] == pytest.approx(10.0 / std)
+    assert m.loc["F", "cnn3d"] == pytest.approx(40.0 / std)
+    assert m.loc["Cs", "rf_magpie"] == pytest.approx(2.0)
+    assert math.isnan(m.loc["Cs", "cnn3d"])
+    assert loeo_matrix(runs, sets, "no-such-target").empty
