@@ -81,3 +81,18 @@ def _restore_mlflow_env():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture
+def store_params(tmp_path):
+    """The repository's params.yaml copied with its MLflow store and work dir in tmp_path."""
+    from pathlib import Path
+
+    import yaml
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    base["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    base["paths"]["work_dir"] = str(tmp_path / "work")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(base))
+    return params

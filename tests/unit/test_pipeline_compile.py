@@ -201,17 +201,13 @@ def test_cluster_run_closes_its_mlflow_run_in_an_exit_handler(compiled, quick, t
     assert "finish" not in {t["taskInfo"]["name"] for t in _nested_tasks(local)}
 
 
-def test_step_finish_ends_the_parent_run_with_the_final_state(tmp_path):
+def test_step_finish_ends_the_parent_run_with_the_final_state(store_params):
     import mlflow
 
     from ecdflow import tracking
     from ecdflow.kfp.steps import step_finish
 
-    params = tmp_path / "params.yaml"
-    base = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    base["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
-    base["paths"]["work_dir"] = str(tmp_path / "work")
-    params.write_text(yaml.safe_dump(base))
+    params = store_params
     s = load_settings(str(params), "quick")
     for pid, state, status in (("ok-run", "SUCCEEDED", "FINISHED"),
                                ("bad-run", "FAILED", "FAILED")):

@@ -3,7 +3,6 @@ newest data version) and its validate task refuses records of another data versi
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,14 +17,9 @@ RUN = "stopped-run"
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(store_params):
     """The quick profile with 2 repeats per Keras model, tracking to a fresh store."""
-    params = tmp_path / "params.yaml"
-    base = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    base["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
-    base["paths"]["work_dir"] = str(tmp_path / "work")
-    params.write_text(yaml.safe_dump(base))
-    return load_settings(str(params), "quick", {"training": {"repeats": 2}})
+    return load_settings(str(store_params), "quick", {"training": {"repeats": 2}})
 
 
 def _log(s, model, target, split, repeat, data_hash, status="FINISHED", run=RUN):
