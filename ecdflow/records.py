@@ -142,6 +142,22 @@ def encode_example(row: dict, ecd: np.ndarray, magpie: np.ndarray, dtype: str,
     return ex.SerializeToString()
 
 
+def as_stored(ecd: np.ndarray, dtype: str) -> np.ndarray:
+    """A density as training read it back from the records: rounded to the storage ``dtype``
+    (``records.dtype``, float16 or float32; :func:`encode_example`), returned as float32, the
+    reader's type (``ecdflow.records_reader``). The served model applies it (manifest
+    ``ecd_dtype``) so its features are the ones its members were fitted and scored on: a
+    float16 rounding moves a density's Fourier invariants by ~1e-5, enough to cross a tree's
+    split threshold.
+
+    Raises:
+        ValueError: an unknown dtype.
+    """
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"unknown ECD dtype {dtype!r} (use float32 or float16)")
+    return np.asarray(ecd).astype(dtype).astype(np.float32)
+
+
 def has_density(manifest: dict) -> bool:
     """Whether the records carry an ECD (False for a composition-only table: the manifest says
     ``has_density: false``, ``ecd_source: "none"``, grid 0; only Magpie models can train)."""

@@ -54,7 +54,9 @@ from ecdflow.model_card import model_card
 from ecdflow.schema import (
     BASELINE_MODEL,
     DENSITY_PROCRYSTAL,
+    ECD_DTYPE_PARAM,
     GRID_PARAM,
+    INPUT_ECD,
     TARGET_ALIASES,
     TargetName,
 )
@@ -122,6 +124,12 @@ def _grid(run, settings: Settings) -> int:
     """The density grid a training run used: its ``grid`` param, else the settings."""
     val = run.data.params.get(GRID_PARAM)
     return int(float(val)) if val is not None else settings.density.grid
+
+
+def ecd_dtype(run, settings: Settings) -> str:
+    """The storage dtype of the densities a training run was fitted and scored on (its
+    ``ecd_dtype`` param, else ``records.dtype``: the records it read were written with it)."""
+    return str(run.data.params.get(ECD_DTYPE_PARAM) or settings.records.dtype)
 
 
 def _density_source(run, settings: Settings, grid: int) -> dict:
@@ -297,6 +305,8 @@ def register_best(settings: Settings, pipeline_run_id: str, target: str):
                     "log_target": log_target,
                     "density_source": _density_source(runs[0], settings, grid),
                     "tta": runs[0].data.params.get("training.tta", settings.training.tta),
+                    **({ECD_DTYPE_PARAM: ecd_dtype(runs[0], settings)}
+                       if INPUT_ECD in get_spec(best).inputs else {}),
                     "members": [f"member_{i}" for i in range(len(members))],
                     **{k: k for k in UQ_ARTIFACTS}}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=1))

@@ -57,6 +57,9 @@ def tabular_width(inputs: tuple[str, ...] | list[str]) -> int:
     return sum(width[k] for k in inputs if k in width)
 GRID_PARAM = "grid"
 """The MLflow param (and manifest key) holding a run's density grid N (points per axis)."""
+ECD_DTYPE_PARAM = "ecd_dtype"
+"""The MLflow param (and manifest key) holding the storage dtype (float16/float32) of the
+densities a run trained on: the served density is rounded to it (``records.as_stored``)."""
 
 
 def input_shape(name: str, grid: int) -> tuple[int, ...]:

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ecdflow.ensemble import ensemble_predict, load_member
+from ecdflow.schema import ECD_DTYPE_PARAM
 from ecdflow.serve_input import build_inputs, density_mismatch, parse_input
 
 MANIFEST = "manifest.json"
@@ -53,10 +54,12 @@ class ModulusEnsemble(mlflow.pyfunc.PythonModel):
     """Fold-model ensemble predicting one modulus (GPa) from structures or CHGCARs.
 
     Artifacts: ``manifest`` (JSON: target, model_type, inputs, grid, smearing_A, log_target,
-    tta (test-time averaging set, ``ecdflow.symmetry``; absent: none),
-    members) and one artifact per member (``member_<i>``: a ``.keras`` file, or a joblib or
-    ``.skops`` file of a scikit-learn estimator on the tabular inputs, (n, 132) Magpie or
-    (n, 133) Magpie + volume per atom); ``calibration`` and ``domain`` (``ecdflow.uncertainty``)
+    tta (test-time averaging set, ``ecdflow.symmetry``; absent: none), ecd_dtype (the
+    training records' density dtype: served densities are rounded to it,
+    ``ecdflow.records.as_stored``; absent: none), members) and one artifact per member
+    (``member_<i>``: a ``.keras`` file, or a joblib or ``.skops`` file of a scikit-learn
+    estimator on the tabular inputs, (n, 132) Magpie or (n, 133) Magpie + volume per atom,
+    + the density invariants for ``ecd``); ``calibration`` and ``domain`` (``ecdflow.uncertainty``)
     for the interval and the out-of-domain flag.
     """
 
@@ -171,6 +174,10 @@ def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame,
     parsed, flags = density_mismatch(
         parsed, manifest, where, bool((params or {}).get("allow_density_source_mismatch")))
     x, errors = build_inputs(parsed, inputs, grid, float(manifest.get("smearing_A", 0.1)), where)
+    if manifest.get(ECD_DTYPE_PARAM) and "ecd" in x:  # the density the members were fitted on
+        from ecdflow.records import as_stored
+
+        x["ecd"] = as_stored(x["ecd"], manifest[ECD_DTYPE_PARAM])
     good = [i for i, e in enumerate(errors) if not e]
     pred: list[float | None] = [None] * len(errors)
     unc: list[float | None] = [None] * len(errors)

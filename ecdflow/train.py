@@ -42,7 +42,15 @@ from ecdflow.log import get_logger
 from ecdflow.modellog import load_logged_model, log_run_artifacts
 from ecdflow.models import MODELS, ModelSpec, get_spec
 from ecdflow.results import regression_metrics
-from ecdflow.schema import GRID_PARAM, INPUT_ECD, INPUT_VOLUME, TABULAR_INPUTS, TARGETS, RunKey
+from ecdflow.schema import (
+    ECD_DTYPE_PARAM,
+    GRID_PARAM,
+    INPUT_ECD,
+    INPUT_VOLUME,
+    TABULAR_INPUTS,
+    TARGETS,
+    RunKey,
+)
 from ecdflow.splits import get_splits, select_split, split_kind, splits_digest, validation_ids
 from ecdflow.symmetry import operations
 
@@ -168,6 +176,7 @@ def _train(settings: Settings, key: RunKey, records_dir: str | Path | None,
     name = tr.run_label(key)
     with tr.child_run(settings, parent_run_id, name, tags) as run:
         mlflow.log_params({GRID_PARAM: grid, "density_source": density_kind(manifest),
+                           ECD_DTYPE_PARAM: manifest.get("dtype", "float32"),
                            "n_train": len(fit_ids), "n_val": len(val_ids),
                            "n_test": len(test_ids), "seed": seed, "splits_digest":
                            splits_digest(splits), **{f"training.{k}": v for k, v in

@@ -23,7 +23,7 @@ MODELS_ECDINV = {"gbm_magpie_volume_ecdinv": {"max_iter": 30, "min_samples_leaf"
 """The two density-invariant models and small settings for them."""
 
 
-def _write(out: Path, rows: list[dict], grid: int) -> str:
+def _write(out: Path, rows: list[dict], grid: int, dtype: str = "float32") -> str:
     from ecdflow.data.table import structure_of
     from ecdflow.density import procrystal_density
     from ecdflow.features import magpie_features
@@ -31,10 +31,10 @@ def _write(out: Path, rows: list[dict], grid: int) -> str:
 
     mag = magpie_features([r["formula"] for r in rows])
     ecd = [procrystal_density(structure_of(r), grid) if grid else None for r in rows]
-    shards = write_records((encode_example(r, e, m, "float32") for r, e, m in
+    shards = write_records((encode_example(r, e, m, dtype) for r, e, m in
                             zip(rows, ecd, mag, strict=True)), str(out), 1, "")
     write_manifest(str(out), build_manifest(str(out), shards, count=len(rows), grid=grid,
-                                            dtype="float32", compression="", extra={
+                                            dtype=dtype, compression="", extra={
                                                 "has_density": bool(grid),
                                                 "has_volume": True}))
     return str(out)
@@ -94,6 +94,46 @@ def test_served_features_and_predictions_equal_trainings(trained):
     assert list(df.error) == [""] * len(pick)
     want = model.predict(x_train)
     assert np.allclose(df.prediction.astype(float), want, rtol=1e-3)
+
+
+class _Recorder:
+    """A scikit-learn stand-in that keeps the feature matrix the served path gives it."""
+
+    def get_params(self):
+        return {}
+
+    def predict(self, x):
+        self.x = np.asarray(x)
+        return np.full(len(x), 100.0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_served_density_is_the_one_the_records_gave_training(tmp_path, dtype):
+    """Records store the density as ``records.dtype``; a version's manifest names it
+    (``ecd_dtype``) and the served path rounds its density the same way, so a structure's
+    served features equal, to the bit, the training features read from the records (without
+    the key, float16 storage makes them differ: enough to cross a tree's threshold)."""
+    from ecdflow.data.table import structure_of
+    from ecdflow.datasets import tabular_arrays
+    from ecdflow.serve import predict_frame
+
+    inputs = ("ecd", "magpie", "volume_per_atom")
+    rows = demo_rows(12)
+    rdir = _write(tmp_path / "r", rows, GRID, dtype)
+    ids = [r["material_id"] for r in rows]
+    mids, x_train, _ = tabular_arrays(rdir, "K_VRH", inputs, ids, False)
+    x_train = x_train[[mids.index(m) for m in ids]]
+    texts = pd.DataFrame({"input": [structure_of(r).to_json() for r in rows]})
+    manifest = {"inputs": list(inputs), "grid": GRID, "smearing_A": 0.1, "log_target": False,
+                "density_source": {"kind": "procrystal"}}
+    served = {}
+    for key in ("ecd_dtype", None):
+        member = _Recorder()
+        df = predict_frame([member], {**manifest, **({key: dtype} if key else {})}, texts)
+        assert list(df.error) == [""] * len(rows)
+        served[key] = member.x
+    np.testing.assert_array_equal(served["ecd_dtype"], x_train)
+    assert np.array_equal(served[None], x_train) == (dtype == "float32")
 
 
 def test_a_formula_is_refused_when_serving(trained):
@@ -157,10 +197,16 @@ def test_registered_version_answers_a_structure(tmp_path):
     mv = register_best(s, "pr-inv", "K_VRH")
     assert mv.tags["ecdflow.model"] == name and "charge density" in mv.description
     model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    # the served density is rounded as the training records stored it (float32 here, whatever
+    # the settings' records.dtype)
+    from ecdflow.records import read_manifest
+
+    assert model.unwrap_python_model().manifest["ecd_dtype"] == read_manifest(rdir)["dtype"]
     from pymatgen.core import Lattice, Structure
 
     mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"],
                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
-    row = model.predict(pd.DataFrame({"input": [mgo.to(fmt="cif")], "format": ["cif"]})).iloc[0]
+    x = pd.DataFrame({"input": [mgo.to(fmt="cif")], "format": ["cif"]})
+    row = model.predict(x).iloc[0]
     assert row["error"] == "" and np.isfinite(row["prediction"]) and row["prediction"] > 0
     assert row["lower"] <= row["prediction"] <= row["upper"]
