@@ -21,6 +21,17 @@ SKOPS_TRUSTED = ["sklearn.tree._tree.Tree",
 histogram gradient boosting and its log10-target inverse); also what training logs with."""
 
 
+def save_skops(est: Any, path) -> None:
+    """Write a scikit-learn fold model in skops format, LZMA-compressed inside its zip: the
+    shipped models' member format (``ecdflow.pretrained``), read by :func:`load_member`; LZMA
+    packs tree ensembles tighter than the zip's default DEFLATE."""
+    import zipfile
+
+    import skops.io
+
+    skops.io.dump(est, path, compression=zipfile.ZIP_LZMA)
+
+
 def load_member(path: str):
     """Load one fold model: Keras (``.keras``), scikit-learn in skops format (``.skops``,
     the shipped models; only ``SKOPS_TRUSTED`` types beyond skops' defaults) or joblib."""

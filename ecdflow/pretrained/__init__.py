@@ -17,7 +17,8 @@ pyfunc :class:`ecdflow.serve.ModulusEnsemble`, members in skops format), named
   (pyfunc artifact ``oof_predictions``).
 
 Made by ``ecdflow pretrained build`` (``ecdflow.pretrained.build``), seeded, from the committed
-table. Imported into a registry by ``ecdflow register --pretrained``
+table, or by ``ecdflow pretrained export`` (``ecdflow.pretrained.export``) from the version a
+pipeline run registered. Imported into a registry by ``ecdflow register --pretrained``
 (:func:`import_to_registry`).
 """
 
@@ -47,6 +48,13 @@ class Shipped:
     target: str
     model_type: str
     card: dict
+
+    @property
+    def member_folds(self) -> list[int]:
+        """The CV fold each member ``member_<i>`` (manifest order) was scored on: the card's
+        ``member_folds`` (an exported ensemble: folds x repeats), else member i = fold i (a
+        built one: one member per fold)."""
+        return [int(f) for f in self.card.get("member_folds") or range(self.card["n_members"])]
 
 
 def shipped(root: Path | None = None) -> list[Shipped]:

@@ -206,8 +206,8 @@ def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame, uq:
     ``oof_predictions.json`` (out-of-fold predictions, GPa) as artifacts."""
     import mlflow.pyfunc
     import skops
-    import skops.io
 
+    from ecdflow.ensemble import save_skops
     from ecdflow.registry import UQ_ARTIFACTS, pip_requirements, save_uncertainty
     from ecdflow.serve import ModulusEnsemble, signature
 
@@ -216,7 +216,7 @@ def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame, uq:
         artifacts = {}
         for i, est in enumerate(members):
             p = t / f"member_{i}.skops"
-            skops.io.dump(est, p, compression=8)  # zipfile.ZIP_DEFLATED
+            save_skops(est, p)
             artifacts[f"member_{i}"] = str(p)
         manifest = {**manifest, **{k: k for k in UQ_ARTIFACTS}}
         (t / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -305,7 +305,8 @@ def build(table: Path, out_dir: Path = PRETRAINED_DIR, seed: int = 42,
         save_model(dest, members, manifest, oof, uq)
         card = {"name": name, "target": target, "unit": TARGET_UNIT, "model_type": MODEL_TYPE,
                 "inputs": manifest["inputs"], "params": SHIPPED_PARAMS, "seed": seed,
-                "n_members": len(members), "data": {**data, "rows_with_target": len(sub)},
+                "n_members": len(members), "member_folds": list(range(len(members))),
+                "data": {**data, "rows_with_target": len(sub)},
                 "data_version": data_version, "git_commit": _commit(tracking.git_commit()),
                 "protocol": f"{N_FOLDS}-fold CV, KFold(shuffle=True, random_state={seed}) over "
                             "sorted material ids (ecdflow.splits.make_splits)",

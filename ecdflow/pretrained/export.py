@@ -5,19 +5,31 @@ registered, so the shipped model is exactly the fold ensemble that run evaluated
 
 What is written beside the MLflow model (same layout as ``ecdflow.pretrained.build``):
 
-- ``artifacts/oof_predictions.json``: the members' CV test predictions (GPa) from the member
-  runs' ``predictions.csv``, one row per material (``material_id``, ``fold`` = its split,
-  ``y_true``, ``y_pred`` averaged over the split's repeats: the residuals the registry
-  calibrated the interval on, ``ecdflow.uncertainty.mean_over_repeats``);
-- ``card.json``: name, target, model type, inputs, members, data version, commit, the source
-  (registered model, version, pipeline run, profile), CV metrics (mean ± std over the members,
-  and pooled over materials after averaging repeats), interval coverage from the version's
-  tags, the table's row count and md5, and the size;
+- ``artifacts/oof_predictions.json`` (pyfunc artifact ``oof_predictions``): the members' CV
+  test predictions (GPa) from the member runs' ``predictions.csv``, one row per material
+  (``material_id``, ``fold`` = its CV fold index, ``y_true``, ``y_pred`` averaged over the
+  fold's repeats: the residuals the registry calibrated the interval on,
+  ``ecdflow.uncertainty.mean_over_repeats``);
+- ``card.json``: name, target, model type, inputs, members (``member_folds``: the CV fold of
+  each ``member_<i>``; ``member_runs``), data version, commit (the registering code's; the
+  members' training commits under ``source``), the source (registered model, version,
+  pipeline run, profile), CV metrics (mean ± std over the members, and pooled over materials
+  after averaging repeats), ``interval`` (the builder's layout: the calibration's q and the
+  coverage measured nested over the CV folds and on the run's LOEO test sets,
+  ``ecdflow.pretrained.build.interval_facts``), ``domain``, the version's interval tags, the
+  table's row count and md5, and the size;
 - ``MODEL_CARD.md``: the version's own model card (its MLflow description) under a header
   naming the shipped model and its source.
 
-The pyfunc's bundled copy of the ecdflow code (``code/``) is dropped: the shipped model runs
-inside the installed ecdflow, never beside an older copy of the package.
+Only the packaging changes, never a prediction: the pyfunc's bundled copy of the ecdflow code
+(``code/``) is dropped (the shipped model runs inside the installed ecdflow, never beside an
+older copy of the package) and so are the store paths in ``MLmodel``; scikit-learn members
+(joblib in the registry) are rewritten as LZMA-compressed skops files (``member_<i>.skops``,
+``ecdflow.ensemble.save_skops``: no pickle in the package, a few MB per model), each checked to
+predict exactly as before; a density model's manifest gets the members' density storage
+dtype (``ecd_dtype``: ``ecdflow.registry.ecd_dtype``) when its version predates that key, so
+the shipped model sees densities as its members were trained and scored on
+(``ecdflow.records.as_stored``; the card lists it under ``manifest_added``).
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ import pandas as pd
 
 from ecdflow.errors import EcdflowError
 from ecdflow.pretrained import CARD_JSON, MODEL_CARD, OOF, PRETRAINED_DIR, Shipped, shipped
-from ecdflow.schema import TARGET_UNIT
+from ecdflow.schema import ECD_DTYPE_PARAM, INPUT_ECD, TARGET_UNIT
 from ecdflow.uncertainty import mean_over_repeats
 
 
@@ -61,9 +73,18 @@ def find_version(settings, target: str, pipeline_run_id: str | None = None,
     return max(found, key=lambda mv: int(mv.version))
 
 
+def member_fold(run) -> int:
+    """The CV fold index a member run was scored on (tag ``ecdflow.fold``, else its split
+    ``cv-<k>``)."""
+    from ecdflow import tracking
+
+    tags = run.data.tags
+    return int(tags.get(tracking.TAG_FOLD) or tags[tracking.TAG_SPLIT].removeprefix("cv-"))
+
+
 def member_predictions(run_ids: list[str]) -> pd.DataFrame:
-    """The member runs' CV test predictions (GPa): material_id, fold (split), repeat, y_true,
-    y_pred."""
+    """The member runs' CV test predictions (GPa): material_id, fold (CV fold index), repeat,
+    y_true, y_pred."""
     import mlflow
 
     from ecdflow import tracking
@@ -75,10 +96,26 @@ def member_predictions(run_ids: list[str]) -> pd.DataFrame:
                                                    artifact_path=tracking.ARTIFACT_PREDICTIONS)
         df = pd.read_csv(path)
         frames.append(pd.DataFrame({
-            "material_id": df.material_id.astype(str), "fold": run.data.tags[tracking.TAG_SPLIT],
+            "material_id": df.material_id.astype(str), "fold": member_fold(run),
             "repeat": int(run.data.tags.get(tracking.TAG_REPEAT, 0)),
             "y_true": df.y_true.astype(float), "y_pred": df.y_pred.astype(float)}))
     return pd.concat(frames, ignore_index=True)
+
+
+def loeo_predictions(settings, pipeline_run_id: str, model: str, target: str) -> pd.DataFrame:
+    """The pipeline run's leave-one-element-out test predictions of ``model``/``target``
+    (GPa), repeats averaged as the registry's calibration reads them: material_id, split
+    (``loeo-<El>``), y_true, y_pred; empty when the run has none."""
+    from ecdflow.evaluate import load_predictions
+
+    cols = ["material_id", "split", "y_true", "y_pred"]
+    preds = load_predictions(settings, pipeline_run_id)
+    if preds.empty:
+        return pd.DataFrame(columns=cols)
+    sub = preds[(preds.model == model) & (preds.target == target)
+                & (preds.split_kind == "loeo")]
+    return mean_over_repeats(sub)[cols].reset_index(drop=True) if len(sub) else \
+        pd.DataFrame(columns=cols)
 
 
 def cv_facts(oof: pd.DataFrame) -> dict:
@@ -97,14 +134,89 @@ def cv_facts(oof: pd.DataFrame) -> dict:
     return {**summary(per_df, mean_over_repeats(oof)), "n_folds": int(per_df.fold.nunique())}
 
 
-def _strip_code(model_dir: Path) -> None:
+def _same_predictions(a, b) -> bool:
+    """Whether two scikit-learn estimators predict identically on a seeded probe batch."""
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(16, int(a.n_features_in_)))
+    return bool(np.array_equal(a.predict(x), b.predict(x)))
+
+
+def _repackage(model_dir: Path, manifest: dict, oof_name: str) -> None:
+    """Repackage a downloaded registered version in place (predictions unchanged): drop
+    ``code/``, the registry's ``registered_model_meta`` and the store paths of ``MLmodel``;
+    members become ``artifacts/member_<i>`` (scikit-learn: LZMA skops, checked to predict
+    exactly as the registered file; Keras: renamed); ``oof_name`` is added as pyfunc artifact
+    ``oof_predictions``.
+
+    Raises:
+        EcdflowError: a rewritten member predicts differently from the registered one.
+    """
+    import skops
     import yaml
 
+    from ecdflow.ensemble import load_member, save_skops
+
     shutil.rmtree(model_dir / "code", ignore_errors=True)
+    (model_dir / "registered_model_meta").unlink(missing_ok=True)
     mlmodel = model_dir / "MLmodel"
     meta = yaml.safe_load(mlmodel.read_text())
-    meta.get("flavors", {}).get("python_function", {})["code"] = None
+    for key in ("artifact_path", "model_size_bytes"):  # a store path; the size before repacking
+        meta.pop(key, None)
+    pyfunc = meta["flavors"]["python_function"]
+    pyfunc["code"] = None
+    arts = pyfunc["artifacts"]
+    skopsed = False
+    for i, key in enumerate(manifest["members"]):
+        old = model_dir / arts[key]["path"]
+        if old.suffix in (".keras", ".skops"):
+            new = old.with_name(f"member_{i}{old.suffix}")
+            old.rename(new)
+        else:  # joblib: the registry's scikit-learn format
+            new = old.with_name(f"member_{i}.skops")
+            est = load_member(str(old))
+            save_skops(est, new)
+            if not _same_predictions(est, load_member(str(new))):
+                raise EcdflowError(f"{key}: the skops copy of {old.name} predicts differently "
+                                   "from the registered member; not shipped")
+            old.unlink()
+            skopsed = True
+        arts[key] = {"path": f"artifacts/{new.name}"}
+    for art in arts.values():
+        art.pop("uri", None)  # the registering machine's temporary paths
+    arts["oof_predictions"] = {"path": f"artifacts/{oof_name}"}
     mlmodel.write_text(yaml.safe_dump(meta, sort_keys=False))
+    if skopsed:  # the environment files pin what loads the members
+        pin = f"skops=={skops.__version__}"
+        req = model_dir / "requirements.txt"
+        if req.exists() and pin not in req.read_text().split():
+            req.write_text(req.read_text().rstrip("\n") + f"\n{pin}\n")
+        conda = model_dir / "conda.yaml"
+        if conda.exists():
+            env = yaml.safe_load(conda.read_text())
+            for dep in env.get("dependencies", []):
+                if isinstance(dep, dict) and "pip" in dep and pin not in dep["pip"]:
+                    dep["pip"].append(pin)
+            conda.write_text(yaml.safe_dump(env, sort_keys=False))
+
+
+def interval_and_domain(model_dir: Path, per_material: pd.DataFrame, loeo: pd.DataFrame,
+                        target: str) -> dict:
+    """The card's ``interval`` (``ecdflow.pretrained.build.interval_facts`` of the version's
+    calibration on the members' CV predictions ``per_material`` and the run's LOEO
+    predictions ``loeo``, GPa), ``domain`` (size, elements, threshold) and ``label_std``
+    (GPa), in the builder's layout."""
+    from ecdflow.pretrained.build import interval_facts
+    from ecdflow.registry import UQ_ARTIFACTS
+    from ecdflow.uncertainty import Domain
+
+    art = model_dir / "artifacts"
+    cal = json.loads((art / UQ_ARTIFACTS["calibration"]).read_text())
+    dom = Domain.load(art / UQ_ARTIFACTS["domain"])
+    return {"interval": interval_facts(per_material, loeo, target, cal),
+            "domain": {"n_train": len(dom.z), "n_elements": len(dom.elements),
+                       "threshold": round(dom.threshold, 4), "percentile": dom.percentile},
+            "label_std": float(per_material.y_true.std(ddof=1))}
 
 
 def export_version(settings, target: str, pipeline_run_id: str | None = None,
@@ -120,7 +232,7 @@ def export_version(settings, target: str, pipeline_run_id: str | None = None,
 
     from ecdflow import tracking
     from ecdflow.pretrained.build import dataset_name, dir_size, model_name
-    from ecdflow.registry import TAG_MEMBERS
+    from ecdflow.registry import TAG_MEMBERS, ecd_dtype
 
     mv = find_version(settings, target, pipeline_run_id, version)
     tags = mv.tags
@@ -131,20 +243,31 @@ def export_version(settings, target: str, pipeline_run_id: str | None = None,
     rows = sum(1 for line in table.read_text().splitlines() if line.strip())
     model_type = tags[tracking.TAG_MODEL]
     name = model_name(model_type, dataset_name(rows), target)
+    client = mlflow.MlflowClient()
+    member_runs = [client.get_run(r) for r in members]
     oof = member_predictions(members)
+    per_material = mean_over_repeats(oof)
+    pipeline_run = tags.get(tracking.TAG_PIPELINE_RUN, "")
+    loeo = loeo_predictions(settings, pipeline_run, model_type, target)
+    added = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}",
-                                                       dst_path=tmp))
-        _strip_code(src)
-        per_material = mean_over_repeats(oof)
+                                                       dst_path=str(Path(tmp) / "model")))
         (src / "artifacts" / OOF).write_text(json.dumps({
             "unit": TARGET_UNIT, "target": target,
             "what": "CV test predictions of this ensemble's members, averaged over the repeats "
-                    "of each split (the residuals the interval is calibrated on)",
+                    "of each fold (the residuals the interval is calibrated on)",
             **{c: per_material[c].round(4).tolist() if per_material[c].dtype.kind == "f"
                else per_material[c].tolist()
                for c in ("material_id", "fold", "y_true", "y_pred")}}))
-        manifest = json.loads((src / "artifacts" / "manifest.json").read_text())
+        manifest_path = src / "artifacts" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        if INPUT_ECD in manifest.get("inputs", []) and ECD_DTYPE_PARAM not in manifest:
+            added[ECD_DTYPE_PARAM] = manifest[ECD_DTYPE_PARAM] = ecd_dtype(member_runs[0],
+                                                                           settings)
+            manifest_path.write_text(json.dumps(manifest, indent=1))
+        _repackage(src, manifest, OOF)
+        facts = interval_and_domain(src, per_material, loeo, target)
         for old in shipped(out_dir):
             if old.target == target:
                 shutil.rmtree(old.path)
@@ -152,18 +275,22 @@ def export_version(settings, target: str, pipeline_run_id: str | None = None,
         shutil.copytree(src, dest)
     card = {"name": name, "target": target, "unit": TARGET_UNIT, "model_type": model_type,
             "inputs": manifest.get("inputs", []), "n_members": len(members),
+            "member_folds": [member_fold(r) for r in member_runs], "member_runs": members,
             "data": {"table": table.name, "rows": rows,
                      "rows_with_target": int(oof.material_id.nunique()),
                      "table_md5": hashlib.md5(table.read_bytes()).hexdigest()},
             "data_version": tags.get(tracking.TAG_DATA_VERSION, "?"),
             "git_commit": tags.get(tracking.TAG_GIT, "unknown"),
             "source": {"registered_model": mv.name, "version": str(mv.version),
-                       "pipeline_run_id": tags.get(tracking.TAG_PIPELINE_RUN, ""),
-                       "profile": tags.get(tracking.TAG_PROFILE, "")},
+                       "pipeline_run_id": pipeline_run,
+                       "profile": tags.get(tracking.TAG_PROFILE, ""),
+                       "member_git_commits": sorted({r.data.tags.get(tracking.TAG_GIT, "unknown")
+                                                     for r in member_runs})},
             "protocol": f"the registered fold ensemble of pipeline run "
-                        f"{tags.get(tracking.TAG_PIPELINE_RUN, '?')} (profile "
+                        f"{pipeline_run or '?'} (profile "
                         f"{tags.get(tracking.TAG_PROFILE, '?')})",
-            "cv": cv_facts(oof),
+            "cv": cv_facts(oof), **facts,
+            **({"manifest_added": added} if added else {}),
             "interval_tags": {k.removeprefix("ecdflow."): float(v) for k, v in tags.items()
                               if "coverage" in k or "interval_width" in k}}
     card["size_bytes"] = dir_size(dest)

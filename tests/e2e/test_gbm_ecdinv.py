@@ -189,7 +189,8 @@ def test_registered_version_answers_a_structure(tmp_path):
     s = demo_settings(tmp_path)
     s = s.model_copy(update={"models": s.models.model_copy(update={
         "params": {name: MODELS_ECDINV[name]}})})
-    rdir = _write(tmp_path / "r", demo_rows(40), GRID)
+    rows = demo_rows(40)
+    rdir = _write(tmp_path / "r", rows, GRID)
     parent = tr.start_parent_run(s, "pr-inv")
     for split in ("cv-0", "cv-1"):
         train_one(s, name, "K_VRH", split, records_dir=rdir, parent_run_id=parent,
@@ -210,3 +211,17 @@ def test_registered_version_answers_a_structure(tmp_path):
     row = model.predict(x).iloc[0]
     assert row["error"] == "" and np.isfinite(row["prediction"]) and row["prediction"] > 0
     assert row["lower"] <= row["prediction"] <= row["upper"]
+    # shipped (`ecdflow pretrained export`): skops members, the same density dtype, one answer
+    import json
+
+    from ecdflow.pretrained.export import export_version
+
+    table = tmp_path / "materials.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ship = export_version(s, "K_VRH", "pr-inv", out_dir=tmp_path / "shipped", table=table)
+    local = mlflow.pyfunc.load_model(str(ship.path))
+    assert local.unwrap_python_model().manifest["ecd_dtype"] == read_manifest(rdir)["dtype"]
+    assert "manifest_added" not in ship.card and len(list(ship.path.rglob("*.skops"))) == 2
+    got = local.predict(x).iloc[0]
+    assert got["prediction"] == pytest.approx(row["prediction"], rel=1e-9)
+    assert got["upper"] == pytest.approx(row["upper"], rel=1e-9)

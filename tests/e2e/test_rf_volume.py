@@ -129,14 +129,40 @@ def test_export_ships_the_registered_version_unchanged(tmp_path):
     assert ship.name == "ecdflow-rf_magpie_volume-fcc40-K_VRH"
     assert [x.name for x in shipped(out)] == [ship.name]  # the old one is replaced
     assert not (ship.path / "code").exists() and (ship.path / "MODEL_CARD.md").exists()
+    assert not (ship.path / "registered_model_meta").exists()
     card = ship.card
+    from ecdflow import tracking
+
+    members = mv.tags["ecdflow.members"].split(",")
+    commits = {mlflow.MlflowClient().get_run(r).data.tags[tracking.TAG_GIT] for r in members}
     assert card["source"] == {"registered_model": mv.name, "version": str(mv.version),
-                              "pipeline_run_id": "pr-ship", "profile": "quick"}
+                              "pipeline_run_id": "pr-ship", "profile": "quick",
+                              "member_git_commits": sorted(commits)}
     assert card["n_members"] == 2 and card["cv"]["n_folds"] == 2
+    assert card["member_runs"] == members and ship.member_folds == [0, 1]
     assert card["cv"]["rmse_mean"] == pytest.approx(float(mv.tags["ecdflow.cv_rmse_gpa"]),
                                                     rel=1e-4)
+    # the interval in the builder's layout: the version's q, the coverage its tags state
+    cal = json.loads((ship.path / "artifacts" / "calibration.json").read_text())
+    assert card["interval"]["q_gpa"] == pytest.approx(cal["q"], abs=1e-4)
+    assert card["interval"]["cv_coverage"] == pytest.approx(
+        float(mv.tags["ecdflow.coverage_90"]), abs=1e-4)
+    assert card["domain"]["n_train"] == cal["n"] == card["data"]["rows_with_target"]
     oof = json.loads((ship.path / "artifacts" / OOF).read_text())
     assert len(oof["material_id"]) == card["data"]["rows_with_target"]  # 1 repeat, 2 folds
+    assert sorted(set(oof["fold"])) == [0, 1]
+    # members: LZMA skops files named by manifest order, no pickle, MLmodel names them and
+    # the OOF table, and keeps no path of the registry's store
+    import yaml
+
+    meta = yaml.safe_load((ship.path / "MLmodel").read_text())
+    arts = meta["flavors"]["python_function"]["artifacts"]
+    assert {k: v["path"] for k, v in arts.items() if k.startswith("member_")} == {
+        f"member_{i}": f"artifacts/member_{i}.skops" for i in range(2)}
+    assert arts["oof_predictions"]["path"] == f"artifacts/{OOF}"
+    assert "artifact_path" not in meta and not list(ship.path.rglob("*.joblib"))
+    assert str(tmp_path) not in (ship.path / "MLmodel").read_text()
+    assert "skops==" in (ship.path / "requirements.txt").read_text()
     nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
                                      [[0, 0, 0], [0.5, 0.5, 0.5]])
     x = pd.DataFrame({"input": [nacl.to(fmt="cif")], "format": ["cif"]})
