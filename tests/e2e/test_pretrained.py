@@ -50,12 +50,16 @@ def test_one_shipped_model_per_target_small_and_on_the_committed_table():
 @pytest.mark.parametrize("target", ["K_VRH", "G_VRH"])
 def test_calibration_residuals_reproduce_the_card(target):
     """The shipped out-of-fold predictions give back the card's pooled RMSE, cover every
-    material once, and each fold's member reproduces its fold's out-of-fold predictions."""
+    material once, and each fold's members (``member_folds``: one per fold when built, folds x
+    repeats when exported), run through the served path, reproduce their fold's out-of-fold
+    predictions (two table materials per fold)."""
     import mlflow.pyfunc
     import pandas as pd
 
     from ecdflow.data.table import read_rows, structure_of
+    from ecdflow.ensemble import load_member
     from ecdflow.pretrained import OOF, shipped_for
+    from ecdflow.serve import predict_frame
 
     s = shipped_for(target)
     cal = json.loads((s.path / "artifacts" / OOF).read_text())
@@ -64,24 +68,23 @@ def test_calibration_residuals_reproduce_the_card(target):
                                                               abs=1e-3)
     assert len(set(cal["material_id"])) == len(cal["material_id"]) == \
         s.card["data"]["rows_with_target"]
-    # the whole ensemble on three table materials, against the stored OOF predictions
-    from ecdflow.ensemble import load_member, member_predict
-
+    folds = s.member_folds
+    assert len(folds) == s.card["n_members"] and sorted(set(folds)) == sorted(set(cal["fold"]))
+    assert mlflow.pyfunc.load_model(str(s.path)) is not None
+    manifest = json.loads((s.path / "artifacts" / "manifest.json").read_text())
+    members = [load_member(str(next((s.path / "artifacts").glob(f"{k}.*"))))
+               for k in manifest["members"]]
     rows = {r["material_id"]: r for r in read_rows(TABLE)}
-    model = mlflow.pyfunc.load_model(str(s.path))
-    assert model is not None
-    members = [load_member(str(p)) for p in sorted((s.path / "artifacts").glob("member_*"))]
-    from ecdflow.serve_input import build_inputs, parse_input
-
-    for i in (0, 1, 2):
-        mid, fold = cal["material_id"][i], cal["fold"][i]
-        st = structure_of(rows[mid])
-        parsed = [parse_input(st.to_json(), "json", 0, False)]
-        x, errors = build_inputs(parsed, s.card["inputs"], 0, 0.0)
-        assert errors == [""]
-        assert float(member_predict(members[fold], x)[0]) == pytest.approx(cal["y_pred"][i],
-                                                                            abs=2e-3)
-    del pd
+    picks = [i for f in sorted(set(folds)) for i in
+             [j for j, g in enumerate(cal["fold"]) if g == f][:2]]
+    for i in picks:
+        fold_members = [m for m, f in zip(members, folds, strict=True) if f == cal["fold"][i]]
+        st = structure_of(rows[cal["material_id"][i]])
+        out = predict_frame(fold_members, manifest,
+                            pd.DataFrame({"input": [st.to_json()], "format": ["json"]}))
+        assert out.error[0] == "", out.error[0]
+        assert float(out.prediction[0]) == pytest.approx(cal["y_pred"][i], abs=2e-3), \
+            (cal["material_id"][i], cal["fold"][i])
 
 
 def test_predict_without_champion_answers_from_the_shipped_model(fresh):
@@ -90,13 +93,18 @@ def test_predict_without_champion_answers_from_the_shipped_model(fresh):
     s, tmp = fresh
     (tmp / "NaCl.cif").write_text(_nacl().to(fmt="cif"))
     (tmp / "f.csv").write_text("material_id,formula\nm-1,NaCl\n")
+    from ecdflow.pretrained import shipped_for
+
+    ship = shipped_for("K_VRH")
     df = predict_files(s, [tmp / "NaCl.cif", tmp / "f.csv"], "bulk")
     who = df.attrs["answered_by"]
-    assert who["version"] == "shipped" and who["model"].startswith("ecdflow-rf_magpie_volume")
-    assert who["model"].endswith("-K_VRH") and who["model_type"] == "rf_magpie_volume"
+    assert who["version"] == "shipped" and who["model"] == ship.name
+    assert who["model"].endswith("-K_VRH") and who["model_type"] == ship.model_type
     assert df.error[0] == "" and math.isfinite(df.prediction_gpa[0])
     assert 5 < df.prediction_gpa[0] < 200
-    assert "needs the volume per atom" in df.error[1] and df.prediction_gpa[1] is None
+    # a formula has no structure: no density, no volume per atom; the row says which it lacks
+    lacks = "a charge density" if "ecd" in ship.card["inputs"] else "the volume per atom"
+    assert f"needs {lacks}" in df.error[1] and df.prediction_gpa[1] is None
 
 
 def test_cli_predict_says_who_answered_and_register_pretrained(fresh):
@@ -105,7 +113,9 @@ def test_cli_predict_says_who_answered_and_register_pretrained(fresh):
     from click.testing import CliRunner
 
     from ecdflow.cli import cli
+    from ecdflow.pretrained import shipped_for
 
+    ship = shipped_for("K_VRH")
     s, tmp = fresh
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump(json.loads(s.model_dump_json())))
@@ -120,29 +130,35 @@ def test_cli_predict_says_who_answered_and_register_pretrained(fresh):
     assert math.isfinite(rows[0]["prediction_gpa"])
     res = run(cli, ["--params", str(params), "predict", str(cif), "--target", "bulk"],
               catch_exceptions=False)
-    assert res.exit_code == 0 and "answered by: ecdflow-rf_magpie_volume-" in res.output
-    assert "(shipped" not in res.output and " shipped, model type rf_magpie_volume" in res.output
+    assert res.exit_code == 0 and f"answered by: {ship.name} shipped" in res.output
+    assert "(shipped" not in res.output
+    assert f" shipped, model type {ship.model_type}" in res.output
 
     res = run(cli, ["--params", str(params), "register", "--pretrained", "--target", "bulk"],
               catch_exceptions=False)
     assert res.exit_code == 0, res.output
     client = mlflow.MlflowClient()
     mv = client.get_model_version_by_alias("t-bulk", "challenger")
-    assert mv.tags["ecdflow.pretrained"].startswith("ecdflow-rf_magpie_volume")
-    assert mv.tags["ecdflow.model"] == "rf_magpie_volume"
+    assert mv.tags["ecdflow.pretrained"] == ship.name
+    assert mv.tags["ecdflow.model"] == ship.model_type
     assert float(mv.tags["ecdflow.cv_rmse_gpa"]) > 0 and "# Model card" in mv.description
     client.set_registered_model_alias("t-bulk", "champion", mv.version)  # a person promotes
     res = run(cli, ["--params", str(params), "predict", str(cif), "--target", "bulk",
                     "--format", "json"], catch_exceptions=False)
     rows = json.loads(res.output[res.output.index("["):])
     assert rows[0]["answered_by"] == {"model": "t-bulk", "version": str(mv.version),
-                                      "model_type": "rf_magpie_volume"}
+                                      "model_type": ship.model_type}
     assert math.isfinite(rows[0]["prediction_gpa"])
 
 
-def test_shipped_model_gives_one_answer_per_crystal_whatever_the_file(tmp_path):
-    """CIF, POSCAR, JSON and CHGCAR of NaCl (primitive and conventional cells) read the same
-    volume per atom, so the shipped model gives them the same modulus."""
+@pytest.mark.parametrize("target", ["K_VRH", "G_VRH"])
+def test_shipped_model_gives_one_answer_per_crystal_whatever_the_file(tmp_path, target):
+    """CIF, POSCAR and JSON of NaCl (conventional, primitive, origin on Cl, a 2x1x1 supercell)
+    are one crystal: the same volume per atom and, on the conventional cube, the same density
+    up to an origin shift, so the shipped model gives them the same modulus. A CHGCAR of the
+    model's own procrystal density: the same answer from a model without density input; a
+    density model trained on procrystal densities refuses it (one line), and with
+    ``allow_density_source_mismatch`` gives the same answer, flagged out of domain."""
     import mlflow.pyfunc
     import pandas as pd
 
@@ -152,13 +168,29 @@ def test_shipped_model_gives_one_answer_per_crystal_whatever_the_file(tmp_path):
 
     conv = _nacl()
     prim = conv.get_primitive_structure()
-    write_chgcar(tmp_path / "CHGCAR", conv, procrystal_density(conv, grid=16, smearing_A=0.1))
+    on_cl = conv.copy()
+    on_cl.translate_sites(list(range(len(on_cl))), [0.5, 0, 0])
+    sup = conv.copy()
+    sup.make_supercell([2, 1, 1])
+    ship = shipped_for(target)
+    manifest = json.loads((ship.path / "artifacts" / "manifest.json").read_text())
+    grid = int(manifest["grid"]) or 16
+    write_chgcar(tmp_path / "CHGCAR", conv, procrystal_density(
+        conv, grid=grid, smearing_A=float(manifest.get("smearing_A") or 0.1)))
     texts = [conv.to(fmt="cif"), prim.to(fmt="cif"), prim.to(fmt="poscar"), conv.to_json(),
-             (tmp_path / "CHGCAR").read_text()]
-    model = mlflow.pyfunc.load_model(str(shipped_for("K_VRH").path))
+             on_cl.to(fmt="cif"), sup.to(fmt="cif")]
+    model = mlflow.pyfunc.load_model(str(ship.path))
     out = model.predict(pd.DataFrame({"input": texts}))
     assert (out.error == "").all(), list(out.error)
-    assert np.allclose(out.prediction.astype(float), float(out.prediction[0]), rtol=1e-6)
+    p0 = float(out.prediction[0])
+    assert np.allclose(out.prediction.astype(float), p0, rtol=1e-6)
+    chg = pd.DataFrame({"input": [(tmp_path / "CHGCAR").read_text()]})
+    got = model.predict(chg)
+    if "ecd" in ship.card["inputs"]:
+        assert got.prediction[0] is None and "density source chgcar differs" in got.error[0]
+        got = model.predict(chg, params={"allow_density_source_mismatch": True})
+        assert got.out_of_domain[0] is True and "density source" in got.ood_reason[0]
+    assert got.error[0] == "" and float(got.prediction[0]) == pytest.approx(p0, rel=1e-6)
 
 
 def test_build_is_reproducible(tmp_path):
