@@ -349,6 +349,19 @@ def _tsne(settings: Settings, runs: pd.DataFrame, planned, fig_dir: Path
     return figs, lines, table
 
 
+def _fit_rows_line(train: list) -> str:
+    """What each model was fitted on, from the training runs' params (``n_train``, ``n_val``,
+    ``training.validation_fraction``)."""
+    frac = {r.data.params.get("training.validation_fraction") for r in train} - {None}
+    n_fit = sorted({int(float(r.data.params["n_train"])) for r in train
+                    if "n_train" in r.data.params})
+    span = f"{n_fit[0]}-{n_fit[-1]}" if n_fit else "-"
+    return (f"fit rows: each training set minus a seeded validation split of "
+            f"{', '.join(sorted(frac)) or '-'} (the same rows for every model of a split; "
+            f"{span} fit rows per run): the Keras models stop early on it, the scikit-learn "
+            "models leave it unused, so every model is fitted on the same rows")
+
+
 def _loeo_figures(runs: pd.DataFrame, preds: pd.DataFrame, fig_dir: Path) -> list[Path]:
     """One heatmap per target of ``loeo_matrix`` (held-out element x model)."""
     from ecdflow.plots import heatmap
@@ -411,7 +424,8 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
         f"- {p['n_materials']} materials ({p['materials_source']}), grid {p['grid']}",
         f"- {cv_heading(p)}; LOEO elements: {', '.join(p['loeo']) or 'none'}",
         f"- epochs: max {p['epochs_max'] or '-'}, ran {p['epochs_run'] or '-'} (early stopping);"
-        f" {len(runs)} training runs; models {', '.join(p['models'])}", "",
+        f" {len(runs)} training runs; models {', '.join(p['models'])}",
+        f"- {_fit_rows_line(train)}", "",
         "## Table 2: CV, R2 / RMSE (GPa)", "",
         f"Paper rows are labelled \"{PAPER_LABEL}\": compare trends, not values.", "",
         _md(table2_with_paper(tables)), "",

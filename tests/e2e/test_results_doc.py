@@ -3,6 +3,7 @@ statistics, and the plan page before any run."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def test_results_page_from_the_demo_store(tmp_path, capfd, monkeypatch):
     assert f"K_VRH: {PAPER_LABEL}" in text and "0.943 / 18.721" in text
     assert "## Table 3" in text and "### LOEO test sets" in text
     assert "| target: source |" in text
+    assert re.search(r"- fit rows: each training set minus a seeded validation split of 0\.1 "
+                     r"\(the same rows for every model of a split; \d+-\d+ fit rows", text)
     assert "In progress" not in text and f"describes pipeline run `{pid}` only" in text
     # the demo run has no ECD or fusion model: those claims say so instead of a number
     assert text.count("- not measured in this run") == 3
