@@ -7,6 +7,7 @@ Shapes: ``ecd`` (batch, N, N, N, 1) float32 e/Å^3, ``magpie`` (batch, 132) floa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -40,20 +41,29 @@ def keras_dataset(records_dir: str, target: str, inputs: tuple[str, ...], ids: l
     return ds.batch(batch_size).prefetch(2)
 
 
+def _numpy_batches(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
+                   log_target: bool, batch_size: int
+                   ) -> Iterator[tuple[list[str], dict[str, np.ndarray], np.ndarray]]:
+    """Material ids, feature arrays of ``inputs`` and labels of ``ids`` as numpy, one batch of
+    the records (file order) at a time."""
+    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids,
+                      batch_size=batch_size, cache=False, log_target=log_target)
+    for f, y in ds:
+        yield ([m.decode() for m in f["material_id"].numpy()],
+               {k: f[k].numpy() for k in inputs}, y.numpy().reshape(-1))
+
+
 def dataset_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: list[str],
                    log_target: bool) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
     """Material ids, feature arrays and labels (file order) of ``ids`` as numpy."""
-
-    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=256,
-                      cache=False, log_target=log_target)
     mids: list[str] = []
     feats: dict[str, list[np.ndarray]] = {k: [] for k in inputs}
     ys: list[np.ndarray] = []
-    for f, y in ds:
-        mids += [m.decode() for m in f["material_id"].numpy()]
+    for m, f, y in _numpy_batches(records_dir, target, inputs, ids, log_target, 256):
+        mids += m
         for k in inputs:
-            feats[k].append(f[k].numpy())
-        ys.append(y.numpy().reshape(-1))
+            feats[k].append(f[k])
+        ys.append(y)
     arrays = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in feats.items()}
     return mids, arrays, np.concatenate(ys) if ys else np.zeros(0, np.float32)
 
@@ -65,15 +75,13 @@ def tabular_arrays(records_dir: str, target: str, inputs: tuple[str, ...], ids: 
     reduced to its invariants per batch of 64, so 60^3 cubes never sit in memory together."""
     from ecdflow.features import tabular_matrix
 
-    ds = make_dataset(records_dir, target=target, inputs=inputs, ids=ids, batch_size=64,
-                      cache=False, log_target=log_target)
     mids: list[str] = []
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    for f, y in ds:
-        mids += [m.decode() for m in f["material_id"].numpy()]
-        xs.append(tabular_matrix({k: f[k].numpy() for k in inputs}, inputs))
-        ys.append(y.numpy().reshape(-1))
+    for m, f, y in _numpy_batches(records_dir, target, inputs, ids, log_target, 64):
+        mids += m
+        xs.append(tabular_matrix(f, inputs))
+        ys.append(y)
     if not xs:
         return mids, np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
     return mids, np.concatenate(xs), np.concatenate(ys)
