@@ -372,8 +372,9 @@ def _loeo_figures(runs: pd.DataFrame, preds: pd.DataFrame, fig_dir: Path) -> lis
         m = loeo_matrix(runs, sets, target)
         if not m.empty:
             out.append(heatmap(m, fig_dir / f"loeo_rmse_over_std_{target}.png",
-                               f"{target}: LOEO RMSE / label std of the held-out set",
-                               "RMSE / std (1 = predicting the set's mean)"))
+                               f"{target}: LOEO RMSE / label std of the held-out set\n"
+                               "(1 = the error of predicting the set's own mean)",
+                               "RMSE / label std"))
     return out
 
 
