@@ -63,15 +63,16 @@ def learning_curve(history: dict[str, list[float]], path: str | Path, title: str
 
 
 def heatmap(values, path: str | Path, title: str = "", label: str = "",
-            fmt: str = "{:.2f}") -> Path:
+            fmt: str = "{:.2f}", higher_is_better: bool = False) -> Path:
     """A table of numbers (``pandas.DataFrame``: rows x columns, NaN for a missing cell, drawn
     blank) as a coloured grid with each value written in its cell; ``label`` names the
-    colour scale."""
+    colour scale, on which the better end (``higher_is_better``) is the light one."""
     plt = _pyplot()
     arr = np.asarray(values.to_numpy(), float)
     n_rows, n_cols = arr.shape
     fig, ax = plt.subplots(figsize=(1.2 + 0.95 * n_cols, 0.9 + 0.38 * n_rows), dpi=100)
-    im = ax.imshow(np.ma.masked_invalid(arr), cmap="viridis_r", aspect="auto")
+    cmap = "viridis" if higher_is_better else "viridis_r"
+    im = ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, aspect="auto")
     ax.set_xticks(range(n_cols), [str(c) for c in values.columns], rotation=30, ha="right",
                   fontsize=8)
     ax.set_yticks(range(n_rows), [str(i) for i in values.index], fontsize=8)
@@ -81,7 +82,7 @@ def heatmap(values, path: str | Path, title: str = "", label: str = "",
         for j in range(n_cols):
             if np.isfinite(arr[i, j]):
                 ax.text(j, i, fmt.format(arr[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if arr[i, j] > mid else "black")
+                        color="white" if (arr[i, j] < mid) == higher_is_better else "black")
     fig.colorbar(im, ax=ax, label=label)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()

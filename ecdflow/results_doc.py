@@ -30,7 +30,6 @@ from ecdflow.errors import EcdflowError
 from ecdflow.results_analysis import (
     ECD_MODELS,
     MAGPIE_MODELS,
-    PAPER_MODELS,
     density_models,
     missing_runs,
 )
@@ -137,6 +136,21 @@ def _pending(planned, runs, kind, target, groups, what: str) -> list[str]:
     return [f"{target}: {what}: {why}; no verdict until they have"] if why else []
 
 
+LOEO_COMPARED = (*MAGPIE_MODELS, *ECD_MODELS)
+"""The models the paper's LOEO count is among ("ECD models win 9 of 22 ...: 3D 4, 2D 5,
+Magpie 11, CGCNN 2"; fusion did not take part; CGCNN is not in this project)."""
+
+
+def _loeo_winners(lo: pd.DataFrame) -> pd.Series:
+    """Per held-out element, the model with the lowest RMSE (mean over repeats)."""
+    return lo.groupby(["fold", "model"])["rmse"].mean().unstack().idxmin(axis=1)
+
+
+def _counts(best: pd.Series, models) -> str:
+    """``cnn3d 2, cnn2d_se 1``: how many elements each of ``models`` wins."""
+    return ", ".join(f"{m} {int((best == m).sum())}" for m in models)
+
+
 def claims(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
            tsne: list[str] | None = None) -> dict[str, list[str]]:
     """The paper's four claims and issue 15's baseline question, answered per target with
@@ -174,12 +188,20 @@ def claims(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
             note = "" if planned is None else (
                 f" (the {len(els)} of {planned[planned.split_kind == 'loeo'].fold.nunique()} "
                 "planned elements where every planned model has finished)")
-            paper = lo[lo.model.isin(PAPER_MODELS)]
-            if len(paper):
-                best = paper.groupby(["fold", "model"])["rmse"].mean().unstack().idxmin(axis=1)
-                out["loeo"].append(f"{t}: among the paper's models, an ECD model has the lowest "
-                                   f"RMSE on {int(best.isin(ECD_MODELS).sum())} of {len(best)} "
-                                   f"held-out elements{note}")
+            compared = lo[lo.model.isin(LOEO_COMPARED)]
+            if len(compared):
+                best = _loeo_winners(compared)
+                n_ecd = int(best.isin(ECD_MODELS).sum())
+                out["loeo"].append(
+                    f"{t}: among the models the paper compared on held-out elements "
+                    f"({', '.join(LOEO_COMPARED)}; fusion was not), an ECD model has the "
+                    f"lowest RMSE on {n_ecd} of {len(best)} held-out elements "
+                    f"({_counts(best, ECD_MODELS)}; Magpie models "
+                    f"{len(best) - n_ecd}){note}")
+                every = _loeo_winners(lo)
+                out["loeo"].append(f"{t}: with every model of this run competing, lowest LOEO "
+                                   f"RMSE: {_counts(every, sorted(set(every)))} of "
+                                   f"{len(every)} elements")
             else:
                 out["loeo"].append(f"{t}: no held-out element has every planned model "
                                    "finished yet; no count")
@@ -228,18 +250,15 @@ def loeo_sets(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def loeo_matrix(runs: pd.DataFrame, sets: pd.DataFrame, target: str) -> pd.DataFrame:
-    """LOEO RMSE of each model on each held-out element divided by that test set's label
-    standard deviation (``loeo_sets``; both GPa, so the ratio has no unit: 1 is the error of
-    predicting the test set's own mean), mean over repeats; rows elements, columns models,
-    NaN where a model has no finished run. Puts elements of very different label spread on
-    one scale."""
+def loeo_matrix(runs: pd.DataFrame, target: str, metric: str = "r2") -> pd.DataFrame:
+    """Table 3 as a grid: ``metric`` (``r2``, or ``rmse`` in GPa) of each model on each
+    held-out element, mean over repeats; rows elements, columns models, NaN where a model has
+    no finished run. Empty for a target without LOEO runs."""
     lo = runs[(runs.split_kind == "loeo") & (runs.target == target)]
     if lo.empty:
         return pd.DataFrame()
-    rmse = lo.groupby(["fold", "model"])["rmse"].mean().unstack("model")
-    std = sets[sets.target == target].set_index("element")["label_std_gpa"]
-    return rmse.div(std.reindex(rmse.index), axis=0).rename_axis(index="element")
+    return lo.groupby(["fold", "model"])[metric].mean().unstack("model").rename_axis(
+        index="element")
 
 
 def table2_with_paper(tables: dict) -> pd.DataFrame:
@@ -284,8 +303,9 @@ def _status(settings: Settings, pipeline_run_id: str, parent: str | None,
         if r.data.tags.get(tracking.TAG_PIPELINE_RUN) != pipeline_run_id]
     lines = [f"This page describes pipeline run `{pipeline_run_id}` only. A stopped run "
              "continued with `pipeline run-local --resume` keeps its id (finished runs are "
-             "reused, an interrupted fit resumes from its checkpoint; each attempt's commit is "
-             "listed under the protocol); a run started afresh gets a new id and its own page."]
+             "reused, an interrupted fit resumes from its checkpoint; the commits its "
+             "training runs ran on are listed under the protocol); a run started afresh gets "
+             "a new id and its own page."]
     if others:
         lines[0] += (f" Other `{settings.profile}` pipeline runs in the store (not described "
                      "here): " + ", ".join(f"`{r.data.tags.get(tracking.TAG_PIPELINE_RUN)}` "
@@ -349,32 +369,50 @@ def _tsne(settings: Settings, runs: pd.DataFrame, planned, fig_dir: Path
     return figs, lines, table
 
 
+COMMITS_NOTE = (" (the commits its training runs ran on: a resumed run can change code "
+                "between attempts, and each task reads the code when it starts)")
+
+
 def _fit_rows_line(train: list) -> str:
-    """What each model was fitted on, from the training runs' params (``n_train``, ``n_val``,
-    ``training.validation_fraction``)."""
-    frac = {r.data.params.get("training.validation_fraction") for r in train} - {None}
-    n_fit = sorted({int(float(r.data.params["n_train"])) for r in train
-                    if "n_train" in r.data.params})
-    span = f"{n_fit[0]}-{n_fit[-1]}" if n_fit else "-"
-    return (f"fit rows: each training set minus a seeded validation split of "
-            f"{', '.join(sorted(frac)) or '-'} (the same rows for every model of a split; "
-            f"{span} fit rows per run): the Keras models stop early on it, the scikit-learn "
-            "models leave it unused, so every model is fitted on the same rows")
+    """What each model was fitted on, from the training runs' params (``n_train``: fit rows,
+    ``n_val``: the validation split, ``training.validation_fraction``); a claim is made only
+    when every run logged them."""
+    from ecdflow import tracking as tr
+
+    params = [r.data.params for r in train]
+    if not params or any("n_train" not in p or "n_val" not in p for p in params):
+        return "fit rows: not logged by every training run"
+    n_fit = sorted({int(float(p["n_train"])) for p in params})
+    span = f"{n_fit[0]}-{n_fit[-1]}" if len(n_fit) > 1 else str(n_fit[0])
+    per_split: dict[tuple, set] = {}
+    for r in train:
+        key = (r.data.tags.get(tr.TAG_TARGET), r.data.tags.get(tr.TAG_SPLIT))
+        per_split.setdefault(key, set()).add(int(float(r.data.params["n_train"])))
+    same = all(len(v) == 1 for v in per_split.values())
+    if all(int(float(p["n_val"])) == 0 for p in params):
+        return (f"fit rows: every model fitted on its whole training set, no validation split "
+                f"({span} rows per run)")
+    if not all(int(float(p["n_val"])) > 0 for p in params) or not same:
+        return (f"fit rows: differ between the models of a split ({span} rows per run, "
+                "some with a validation split, some without)")
+    frac = sorted({p.get("training.validation_fraction", "-") for p in params})
+    return (f"fit rows: each training set minus a seeded validation split of {', '.join(frac)}"
+            f" (the same rows for every model of a split; {span} fit rows per run): the Keras "
+            "models stop early on it, the scikit-learn models leave it unused, so every model "
+            "is fitted on the same rows")
 
 
-def _loeo_figures(runs: pd.DataFrame, preds: pd.DataFrame, fig_dir: Path) -> list[Path]:
-    """One heatmap per target of ``loeo_matrix`` (held-out element x model)."""
+def _loeo_figures(runs: pd.DataFrame, fig_dir: Path) -> list[Path]:
+    """One heatmap per target of Table 3's R2 (``loeo_matrix``: held-out element x model)."""
     from ecdflow.plots import heatmap
 
-    sets = loeo_sets(preds)
     out = []
     for target in sorted(runs.target.dropna().unique()):
-        m = loeo_matrix(runs, sets, target)
+        m = loeo_matrix(runs, target)
         if not m.empty:
-            out.append(heatmap(m, fig_dir / f"loeo_rmse_over_std_{target}.png",
-                               f"{target}: LOEO RMSE / label std of the held-out set\n"
-                               "(1 = the error of predicting the set's own mean)",
-                               "RMSE / label std"))
+            out.append(heatmap(m, fig_dir / f"loeo_r2_{target}.png",
+                               f"{target}: R2 on each held-out element (Table 3)", "R2",
+                               higher_is_better=True))
     return out
 
 
@@ -408,7 +446,7 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     fig_dir.mkdir(parents=True)
-    figs = _loeo_figures(runs, preds, fig_dir) + parity_plots(preds, fig_dir)
+    figs = _loeo_figures(runs, fig_dir) + parity_plots(preds, fig_dir)
     tsne_figs, tsne_lines, tsne_table = _tsne(settings, runs, planned, fig_dir)
     cl = claims(runs, planned, tsne_lines)
     lines = [
@@ -419,7 +457,7 @@ def write_results(settings: Settings, pipeline_run_id: str, out_dir: Path) -> Pa
         "## Protocol that ran", "",
         f"- pipeline run `{pipeline_run_id}`, MLflow parent run `{parent or 'none'}`",
         f"- profile {p['profile']}, git commit {p['git_commit']}"
-        f"{' (one per attempt of the resumed run)' if ',' in p['git_commit'] else ''}, "
+        f"{COMMITS_NOTE if ',' in p['git_commit'] else ''}, "
         "data version "
         f"`{p['data_version']}`",
         f"- {p['n_materials']} materials ({p['materials_source']}), grid {p['grid']}",

@@ -92,8 +92,8 @@ def _log_run(settings, parent, pid, model_name, target, split, kind, fold, est, 
     name = tracking.run_label(RunKey(model_name, target, split))
     with tracking.child_run(settings, parent, name, tags):
         mlflow.log_params({"log_target": False, "grid": settings.density.grid,
-                           "n_train": len(train_idx), "n_test": len(test_idx),
-                           "training.validation_fraction": 0.1})  # as train.py logs them
+                           "n_train": len(train_idx), "n_val": 0,  # fitted on every
+                           "n_test": len(test_idx)})  # training row: no validation split
         mlflow.log_metrics({tracking.METRIC_RMSE: float(np.sqrt(np.mean(err**2))),
                             tracking.METRIC_MAE: float(np.mean(np.abs(err))),
                             tracking.METRIC_R2: float(1 - np.sum(err**2) / ss)})

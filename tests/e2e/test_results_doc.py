@@ -50,7 +50,8 @@ def test_claims_count_loeo_wins_and_pair_over_elements():
     rows = []
     for i, el in enumerate(["A", "B", "C", "D", "E", "F"]):
         for m, rmse in (("rf_magpie", 10.0 + i), ("cnn3d", 9.0 + i if i < 4 else 20.0),
-                        ("rf_magpie_volume", 1.0)):  # not the paper's: not in the count
+                        ("fusion", 8.0 + i if i == 0 else 30.0),  # not in the paper's count
+                        ("rf_magpie_volume", 1.0 if i < 5 else 40.0)):  # nor this one
             rows.append({"split_kind": "loeo", "target": "K_VRH", "model": m, "fold": el,
                          "rmse": rmse, "r2": 0.5})
     for k in (0, 1):  # two CV folds only: the paired test is refused
@@ -61,9 +62,13 @@ def test_claims_count_loeo_wins_and_pair_over_elements():
     assert out["magpie"] == ["K_VRH: best Magpie model rf_magpie vs best ECD model cnn3d, "
                              "per-fold CV RMSE: not enough folds (n = 2 < 5)"]
     assert "K_VRH: fusion vs rf_magpie: not enough folds (n = 2 < 5)" in out["fusion"]
-    assert out["loeo"][0] == ("K_VRH: among the paper's models, an ECD model has the lowest "
-                              "RMSE on 4 of 6 held-out elements")
-    assert "n = 6" in out["loeo"][1]
+    assert out["loeo"][0] == (
+        "K_VRH: among the models the paper compared on held-out elements (rf_magpie, "
+        "cnn_magpie, cnn3d, cnn2d_se; fusion was not), an ECD model has the lowest RMSE on 4 "
+        "of 6 held-out elements (cnn3d 4, cnn2d_se 0; Magpie models 2)")
+    assert out["loeo"][1] == ("K_VRH: with every model of this run competing, lowest LOEO "
+                              "RMSE: rf_magpie 1, rf_magpie_volume 5 of 6 elements")
+    assert "n = 6" in out["loeo"][2]
 
 
 def test_results_page_from_the_demo_store(tmp_path, capfd, monkeypatch):
@@ -83,15 +88,15 @@ def test_results_page_from_the_demo_store(tmp_path, capfd, monkeypatch):
     assert f"K_VRH: {PAPER_LABEL}" in text and "0.943 / 18.721" in text
     assert "## Table 3" in text and "### LOEO test sets" in text
     assert "| target: source |" in text
-    assert re.search(r"- fit rows: each training set minus a seeded validation split of 0\.1 "
-                     r"\(the same rows for every model of a split; \d+-\d+ fit rows", text)
+    assert re.search(r"- fit rows: every model fitted on its whole training set, no "
+                     r"validation split \(\d+(-\d+)? rows per run\)", text)
     assert "In progress" not in text and f"describes pipeline run `{pid}` only" in text
     # the demo run has no ECD or fusion model: those claims say so instead of a number
     assert text.count("- not measured in this run") == 3
     assert "(4) t-SNE shows why\n\n- K_VRH: not enough elements (n = 0 < 5)" in text
     assert "## Errors per material family (CV)" in text and "| full-heusler |" in text
     figs = list((tmp_path / "results" / "figures").glob("*.png"))
-    assert {"tsne_magpie.png", "tsne_ecd.png", "loeo_rmse_over_std_K_VRH.png"} <= {
+    assert {"tsne_magpie.png", "tsne_ecd.png", "loeo_r2_K_VRH.png"} <= {
         f.name for f in figs}
     assert figs and all(f"figures/{f.name}" in text for f in figs)
     assert "- [sanity checks](sanity.md)" in text and "beyond.md" not in text
@@ -127,9 +132,9 @@ def test_partial_run_page_counts_finished_runs_against_the_plan(tmp_path, monkey
     assert "`pr-other` (parent RUNNING)" in text
     # no ECD model is planned: claims (1) and (3)'s pairing are not measured, not "incomplete"
     assert "no verdict until they have" not in text
-    assert ("K_VRH: among the paper's models, an ECD model has the lowest RMSE on 0 of 1 "
-            "held-out elements (the 1 of 1 "
-            "planned elements where every planned model has finished)") in text
+    assert ("fusion was not), an ECD model has the lowest RMSE on 0 of 1 held-out elements "
+            "(cnn3d 0, cnn2d_se 0; Magpie models 1) (the 1 of 1 planned elements where every "
+            "planned model has finished)") in text
 
 
 def test_default_run_is_the_newest_of_the_selected_profile(tmp_path):

@@ -219,30 +219,26 @@ def test_tsne_panels_wrap_in_rows_of_four(tmp_path, elements, shape):
                                                                               rel=0.02)
 
 
-@pytest.mark.parametrize("std", [5.0, 20.0, 80.0])
-def test_loeo_matrix_is_rmse_over_the_held_out_sets_label_std(std):
-    """Repeats average first; each element's RMSE is divided by its own set's label std (GPa
-    over GPa); a model without a run on an element is NaN; CV runs and the other target are
-    ignored."""
+@pytest.mark.parametrize("metric", ["r2", "rmse"])
+def test_loeo_matrix_is_table_3_as_element_by_model(metric):
+    """Repeats average; a model without a run on an element is NaN; CV runs and the other
+    target are ignored."""
     from ecdflow.results_doc import loeo_matrix
 
-    runs = pd.DataFrame([
-        {"split_kind": "loeo", "target": "K_VRH", "fold": "F", "model": "rf_magpie",
-         "rmse": 10.0},
-        {"split_kind": "loeo", "target": "K_VRH", "fold": "F", "model": "cnn3d", "rmse": 30.0},
-        {"split_kind": "loeo", "target": "K_VRH", "fold": "F", "model": "cnn3d", "rmse": 50.0},
-        {"split_kind": "loeo", "target": "K_VRH", "fold": "Cs", "model": "rf_magpie",
-         "rmse": 4.0},
-        {"split_kind": "loeo", "target": "G_VRH", "fold": "F", "model": "rf_magpie",
-         "rmse": 99.0},
-        {"split_kind": "cv", "target": "K_VRH", "fold": "0", "model": "rf_magpie",
-         "rmse": 99.0}])
-    sets = pd.DataFrame([{"element": "F", "target": "K_VRH", "label_std_gpa": std},
-                         {"element": "Cs", "target": "K_VRH", "label_std_gpa": 2.0},
-                         {"element": "F", "target": "G_VRH", "label_std_gpa": 1.0}])
-    m = loeo_matrix(runs, sets, "K_VRH")
-    assert m.loc["F", "rf_magpie"] == pytest.approx(10.0 / std)
-    assert m.loc["F", "cnn3d"] == pytest.approx(40.0 / std)
-    assert m.loc["Cs", "rf_magpie"] == pytest.approx(2.0)
+    def row(kind, target, fold, model, v):
+        return {"split_kind": kind, "target": target, "fold": fold, "model": model,
+                "r2": v, "rmse": 10 * v}
+
+    runs = pd.DataFrame([row("loeo", "K_VRH", "F", "rf_magpie", 0.5),
+                         row("loeo", "K_VRH", "F", "cnn3d", 0.2),
+                         row("loeo", "K_VRH", "F", "cnn3d", 0.6),
+                         row("loeo", "K_VRH", "Cs", "rf_magpie", 0.9),
+                         row("loeo", "G_VRH", "F", "rf_magpie", -5.0),
+                         row("cv", "K_VRH", "0", "rf_magpie", -5.0)])
+    m = loeo_matrix(runs, "K_VRH", metric)
+    scale = 1 if metric == "r2" else 10
+    assert m.loc["F", "rf_magpie"] == pytest.approx(0.5 * scale)
+    assert m.loc["F", "cnn3d"] == pytest.approx(0.4 * scale)
+    assert m.loc["Cs", "rf_magpie"] == pytest.approx(0.9 * scale)
     assert math.isnan(m.loc["Cs", "cnn3d"])
-    assert loeo_matrix(runs, sets, "no-such-target").empty
+    assert loeo_matrix(runs, "no-such-target").empty
