@@ -32,6 +32,46 @@ def save_skops(est: Any, path) -> None:
     skops.io.dump(est, path, compression=zipfile.ZIP_LZMA)
 
 
+def skops_requirement() -> str:
+    """The pip pin (``skops==<installed version>``) a model with ``.skops`` members needs in
+    its environment files (``pip_requirements``, ``requirements.txt``, ``conda.yaml``)."""
+    import skops
+
+    return f"skops=={skops.__version__}"
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Whether two fitted scikit-learn models hold the same state: every fitted array (tree
+    nodes and leaf values included, NaN equal to NaN) and parameter, walked through
+    ``__getstate__`` of the estimators and of their nested objects (trees, predictors). A
+    stronger check than predictions on a probe batch, which reaches few leaves."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if a.dtype.names:  # structured (tree nodes): field by field
+            return all(same_state(a[n], b[n]) for n in a.dtype.names)
+        nan_ok = a.dtype.kind in "fc"
+        return bool(np.array_equal(a, b, equal_nan=nan_ok)) if a.dtype.kind != "O" else all(
+            same_state(x, y) for x, y in zip(a.ravel(), b.ravel(), strict=True))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, (str, int, bool, bytes, type(None))) or callable(a) and not hasattr(
+            a, "__getstate__"):
+        return a == b
+    state = getattr(a, "__getstate__", None)
+    if state is None:
+        return a == b
+    return same_state(a.__getstate__(), b.__getstate__())
+
+
 def load_member(path: str):
     """Load one fold model: Keras (``.keras``), scikit-learn in skops format (``.skops``,
     the shipped models; only ``SKOPS_TRUSTED`` types beyond skops' defaults) or joblib."""

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ecdflow.ensemble import ensemble_predict, load_member
-from ecdflow.schema import ECD_DTYPE_PARAM
+from ecdflow.schema import ECD_DTYPE_PARAM, INPUT_ECD
 from ecdflow.serve_input import build_inputs, density_mismatch, parse_input
 
 MANIFEST = "manifest.json"
@@ -174,7 +174,7 @@ def predict_frame(members: list, manifest: dict, model_input: pd.DataFrame,
     parsed, flags = density_mismatch(
         parsed, manifest, where, bool((params or {}).get("allow_density_source_mismatch")))
     x, errors = build_inputs(parsed, inputs, grid, float(manifest.get("smearing_A", 0.1)), where)
-    if manifest.get(ECD_DTYPE_PARAM) and "ecd" in x:  # the density the members were fitted on
+    if manifest.get(ECD_DTYPE_PARAM) and INPUT_ECD in x:  # the density the members were fitted on
         from ecdflow.records import as_stored
 
         x["ecd"] = as_stored(x["ecd"], manifest[ECD_DTYPE_PARAM])

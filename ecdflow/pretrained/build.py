@@ -205,9 +205,8 @@ def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame, uq:
     by ``registry.save_uncertainty``: artifacts ``calibration``, ``domain``) and
     ``oof_predictions.json`` (out-of-fold predictions, GPa) as artifacts."""
     import mlflow.pyfunc
-    import skops
 
-    from ecdflow.ensemble import save_skops
+    from ecdflow.ensemble import save_skops, skops_requirement
     from ecdflow.registry import UQ_ARTIFACTS, pip_requirements, save_uncertainty
     from ecdflow.serve import ModulusEnsemble, signature
 
@@ -233,7 +232,7 @@ def save_model(dest: Path, members: list, manifest: dict, oof: pd.DataFrame, uq:
             shutil.rmtree(dest)
         mlflow.pyfunc.save_model(
             str(dest), python_model=ModulusEnsemble(), artifacts=artifacts,
-            pip_requirements=[*pip_requirements(), f"skops=={skops.__version__}"],
+            pip_requirements=[*pip_requirements(), skops_requirement()],
             signature=signature())
 
 

@@ -21,15 +21,16 @@ What is written beside the MLflow model (same layout as ``ecdflow.pretrained.bui
 - ``MODEL_CARD.md``: the version's own model card (its MLflow description) under a header
   naming the shipped model and its source.
 
-Only the packaging changes, never a prediction: the pyfunc's bundled copy of the ecdflow code
-(``code/``) is dropped (the shipped model runs inside the installed ecdflow, never beside an
-older copy of the package) and so are the store paths in ``MLmodel``; scikit-learn members
+Only the packaging changes, with one exception: the pyfunc's bundled copy of the ecdflow
+code (``code/``) is dropped (the shipped model runs inside the installed ecdflow, never beside
+an older copy of the package) and so are the store paths in ``MLmodel``; scikit-learn members
 (joblib in the registry) are rewritten as LZMA-compressed skops files (``member_<i>.skops``,
-``ecdflow.ensemble.save_skops``: no pickle in the package, a few MB per model), each checked to
-predict exactly as before; a density model's manifest gets the members' density storage
-dtype (``ecd_dtype``: ``ecdflow.registry.ecd_dtype``) when its version predates that key, so
-the shipped model sees densities as its members were trained and scored on
-(``ecdflow.records.as_stored``; the card lists it under ``manifest_added``).
+``ecdflow.ensemble.save_skops``: no pickle in the package, a few MB per model), each checked
+to hold the same fitted state (``ecdflow.ensemble.same_state``) and to predict as before. The
+exception: a density model's manifest gets the members' density storage dtype (``ecd_dtype``,
+``ecdflow.registry.ecd_dtype``) when its version predates that key, which changes its
+predictions on purpose: the shipped model then sees densities as its members were trained
+and scored on (``ecdflow.records.as_stored``; the card lists it under ``manifest_added``).
 """
 
 from __future__ import annotations
@@ -134,28 +135,31 @@ def cv_facts(oof: pd.DataFrame) -> dict:
     return {**summary(per_df, mean_over_repeats(oof)), "n_folds": int(per_df.fold.nunique())}
 
 
-def _same_predictions(a, b) -> bool:
-    """Whether two scikit-learn estimators predict identically on a seeded probe batch."""
+def _same_model(a, b) -> bool:
+    """Whether two scikit-learn estimators are the same model: the same fitted state
+    (``ecdflow.ensemble.same_state``: every tree node and leaf) and identical predictions on
+    a seeded probe batch."""
     import numpy as np
 
+    from ecdflow.ensemble import same_state
+
     x = np.random.default_rng(0).normal(size=(16, int(a.n_features_in_)))
-    return bool(np.array_equal(a.predict(x), b.predict(x)))
+    return same_state(a, b) and bool(np.array_equal(a.predict(x), b.predict(x)))
 
 
 def _repackage(model_dir: Path, manifest: dict, oof_name: str) -> None:
     """Repackage a downloaded registered version in place (predictions unchanged): drop
     ``code/``, the registry's ``registered_model_meta`` and the store paths of ``MLmodel``;
-    members become ``artifacts/member_<i>`` (scikit-learn: LZMA skops, checked to predict
-    exactly as the registered file; Keras: renamed); ``oof_name`` is added as pyfunc artifact
-    ``oof_predictions``.
+    members become ``artifacts/member_<i>`` (scikit-learn: LZMA skops, checked to be the
+    same model as the registered file, ``_same_model``; Keras: renamed); ``oof_name`` is
+    added as pyfunc artifact ``oof_predictions``.
 
     Raises:
         EcdflowError: a rewritten member predicts differently from the registered one.
     """
-    import skops
     import yaml
 
-    from ecdflow.ensemble import load_member, save_skops
+    from ecdflow.ensemble import load_member, save_skops, skops_requirement
 
     shutil.rmtree(model_dir / "code", ignore_errors=True)
     (model_dir / "registered_model_meta").unlink(missing_ok=True)
@@ -176,7 +180,7 @@ def _repackage(model_dir: Path, manifest: dict, oof_name: str) -> None:
             new = old.with_name(f"member_{i}.skops")
             est = load_member(str(old))
             save_skops(est, new)
-            if not _same_predictions(est, load_member(str(new))):
+            if not _same_model(est, load_member(str(new))):
                 raise EcdflowError(f"{key}: the skops copy of {old.name} predicts differently "
                                    "from the registered member; not shipped")
             old.unlink()
@@ -187,7 +191,7 @@ def _repackage(model_dir: Path, manifest: dict, oof_name: str) -> None:
     arts["oof_predictions"] = {"path": f"artifacts/{oof_name}"}
     mlmodel.write_text(yaml.safe_dump(meta, sort_keys=False))
     if skopsed:  # the environment files pin what loads the members
-        pin = f"skops=={skops.__version__}"
+        pin = skops_requirement()
         req = model_dir / "requirements.txt"
         if req.exists() and pin not in req.read_text().split():
             req.write_text(req.read_text().rstrip("\n") + f"\n{pin}\n")
