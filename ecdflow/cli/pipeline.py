@@ -119,7 +119,7 @@ def compile_cmd(ctx: click.Context, out: str | None, materials: str | None,
               help="Continue a stopped pipeline run under its own id (`latest`: the newest "
                    "unfinished run of this profile; none: start a new one): finished training "
                    "tasks are left out (their runs are reused), unfinished fits resume from "
-                   "their checkpoints.")
+                   "their checkpoints; records of another data version are refused.")
 @plan_options
 @click.pass_context
 def run_local_cmd(ctx: click.Context, params: tuple[str, ...], no_cache: bool,

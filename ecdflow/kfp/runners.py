@@ -224,16 +224,16 @@ def run_local(settings: Settings, params_file: str | Path | None = None,
     log_file = log_dir / f"run-local-{time.strftime('%Y%m%d-%H%M%S')}.log"
     local.init(runner=kfp_local_runner(settings.pipeline.local_runner),
                pipeline_root=str(root), raise_on_error=True)
+    say = echo or (lambda *a, **k: None)
     resume = (arguments or {}).get("resume_run_id")
     finished = finished_tasks(settings, str(resume), build_plan(settings)) if resume else None
     if finished and finished.tasks:
-        (echo or (lambda *a, **k: None))(
-            f"{len(finished.tasks)} training tasks of {resume} finished before: left out of "
+        say(f"{len(finished.tasks)} training tasks of {resume} finished before: left out of "
             f"this graph (their runs are reused; data version {finished.data_hash})")
     pipeline_func = build(settings, params_file, local=True, finished=finished)
     labels = task_labels(settings, pipeline_func)
     before = set(root.iterdir())
-    stream = TaskLog(echo or (lambda *a, **k: None), len(labels), labels, log_file, verbose)
+    stream = TaskLog(say, len(labels), labels, log_file, verbose)
     t0 = time.perf_counter()
     error = None
     try:

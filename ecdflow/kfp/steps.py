@@ -96,8 +96,10 @@ def step_start(pipeline_run_id: str, profile: str, params_file: str, materials_p
     parent run and hand the overrides on to the other tasks.
 
     ``resume_run_id``: continue that pipeline run instead (its id goes on to every task, so a
-    training task whose run already finished reuses it, and KFP's cache sees the same inputs);
-    its parent run is reopened (``RUNNING``, failed-task tag removed)."""
+    training task whose run already finished reuses it, and KFP's cache sees the same inputs;
+    a resumed local run leaves such tasks out of its graph altogether,
+    ``ecdflow.plan.finished_tasks``); its parent run is reopened (``RUNNING``, failed-task tag
+    removed)."""
     from ecdflow.config import deep_merge
     from ecdflow.tracking import TAG_DATA_VERSION, reopen_parent_run, start_parent_run
 

@@ -45,20 +45,27 @@ def test_finished_tasks_are_those_with_every_repeat_finished_on_the_newest_data(
     plan = build_plan(settings)
     rf = _by_model(plan, "rf_magpie", 4)
     cnn = _by_model(plan, "cnn3d", 3)
-    _log(settings, rf[3].model, rf[3].target, rf[3].split, 0, "old")  # an older data version
+    # an older data version first, on more runs than the newest one and sorting after it: the
+    # newest run names the version, not the most common or the largest
+    old, new = "z-old", "a-new"
+    for p in plan[:12]:
+        for rep in (0, 1):
+            _log(settings, p.model, p.target, p.split, rep, old)
+    _log(settings, cnn[0].model, cnn[0].target, cnn[0].split, 1, old)  # other repeat, old data
+    _log(settings, rf[3].model, rf[3].target, rf[3].split, 0, old)  # only on the old version
     for p in rf[:n_done]:  # 1 repeat each (scikit-learn): finished
-        _log(settings, p.model, p.target, p.split, 0, "new")
-    _log(settings, cnn[0].model, cnn[0].target, cnn[0].split, 0, "new")  # 1 of 2 repeats
+        _log(settings, p.model, p.target, p.split, 0, new)
+    _log(settings, cnn[0].model, cnn[0].target, cnn[0].split, 0, new)  # 1 of 2 repeats
     for rep in (0, 1):  # both repeats, but one of them FAILED
-        _log(settings, cnn[1].model, cnn[1].target, cnn[1].split, rep, "new",
+        _log(settings, cnn[1].model, cnn[1].target, cnn[1].split, rep, new,
              status="FAILED" if rep else "FINISHED")
     for rep in (0, 1):  # both repeats FINISHED: done
-        _log(settings, cnn[2].model, cnn[2].target, cnn[2].split, rep, "new")
-    _log(settings, rf[0].model, rf[0].target, rf[0].split, 0, "new", run="another-run")
+        _log(settings, cnn[2].model, cnn[2].target, cnn[2].split, rep, new)
+    _log(settings, rf[0].model, rf[0].target, rf[0].split, 0, new, run="another-run")
 
     got = finished_tasks(settings, RUN, plan)
     assert got.tasks == frozenset([*rf[:n_done], cnn[2]])
-    assert got.data_hash == "new"
+    assert got.data_hash == new
     assert finished_tasks(settings, "no-such-run", plan) == Finished(frozenset(), None)
 
 
